@@ -72,3 +72,10 @@ func bearer(h string) (string, bool) {
 	}
 	return strings.TrimSpace(h[len(prefix):]), true
 }
+
+// Readier is implemented by services that can be not ready yet (a model still
+// loading). The agent's /v2/health/ready answers 200 only when every Readier
+// service is ready.
+type Readier interface {
+	Ready() bool
+}

@@ -1,0 +1,115 @@
+// Command hadrond is Hadron's node runtime: `hadrond agent` serves health,
+// node information, inference and training on a node; `hadrond version`
+// prints the runtime version.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/hadron-ai/terraform-provider-hadron/internal/version"
+	"github.com/hadron-ai/terraform-provider-hadron/runtime/agent"
+	"github.com/hadron-ai/terraform-provider-hadron/runtime/api"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "hadrond:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+const usage = `usage: hadrond <command> [flags]
+
+commands:
+  agent -config FILE [-listen HOST:PORT] [-data-dir DIR]   run the node agent
+  version                                                   print the runtime version
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	switch args[0] {
+	case "agent":
+		return runAgent(ctx, args[1:], getenv, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, version.Version)
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "hadrond: unknown command %q\n\n%s", args[0], usage)
+		return errUsage
+	}
+}
+
+func runAgent(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", getenv("HADROND_CONFIG"), "HCL config file (env HADROND_CONFIG)")
+	listen := fs.String("listen", "", "override listen address host:port")
+	dataDir := fs.String("data-dir", "", "override data directory")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	cfg := agent.DefaultConfig()
+	if *configPath != "" {
+		var err error
+		if cfg, err = agent.LoadConfig(*configPath); err != nil {
+			return err
+		}
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: logLevel(cfg.LogLevel)}))
+	services, ortVersion, err := buildServices(cfg, log)
+	if err != nil {
+		return err
+	}
+	srv, err := agent.New(cfg, agent.Deps{Logger: log, Services: services, ORTVersion: ortVersion})
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}
+
+// buildServices constructs the agent's services from its typed config.
+func buildServices(cfg agent.Config, log *slog.Logger) ([]api.Service, func() string, error) {
+	var services []api.Service
+	ortVersion := func() string { return "" }
+	return services, ortVersion, nil
+}
+
+func logLevel(s string) slog.Level {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
