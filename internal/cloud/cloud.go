@@ -91,7 +91,10 @@ type Spec struct {
 
 // Instance is what a backend knows about a running (or starting) instance.
 type Instance struct {
-	ID           string
+	ID string
+	// Name is the instance's Name tag; Tags are all its tags (Name included).
+	Name         string
+	Tags         map[string]string
 	Cloud        string
 	Region       string
 	Zone         string
