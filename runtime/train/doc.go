@@ -1,0 +1,2 @@
+// Package train is the node runtime's training engine.
+package train

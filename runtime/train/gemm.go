@@ -1,0 +1,174 @@
+package train
+
+// Single-precision matrix multiply used by the convolution and dense layers.
+//
+// The layout follows the BLIS/GotoBLAS scheme: C is computed in blocks whose
+// A part (mc x kc) is packed into row panels of gemmMR rows and whose B part
+// (kc x nc) is packed into column panels of gemmNR columns; a register-blocked
+// micro-kernel multiplies one A panel with one B panel. The micro-kernel is
+// written in Go assembly (AVX2 + FMA) where the CPU supports it and in plain Go
+// otherwise; the packing and edge handling are shared, so both paths compute
+// the same sums in the same order except for FMA rounding.
+
+const (
+	gemmMR = 6
+	gemmNR = 16
+	gemmKC = 256
+	gemmMC = 96
+	gemmNC = 1024
+)
+
+// kernelFunc computes c[i*ldc+j] += sum_p a[p*MR+i] * b[p*NR+j] for a full
+// MR x NR tile, with a and b packed panels of length k*MR and k*NR.
+type kernelFunc func(k int, a, b, c []float32, ldc int)
+
+// gemm multiplies matrices with reusable packing buffers. A gemm value is
+// not safe for concurrent use; each worker owns one.
+type gemm struct {
+	kernel kernelFunc
+	packA  []float32
+	packB  []float32
+	tile   [gemmMR * gemmNR]float32
+}
+
+// newGemm returns a gemm using the fastest kernel the CPU supports, or the
+// portable one when portable is true.
+func newGemm(portable bool) *gemm {
+	g := &gemm{kernel: kernelGo}
+	if !portable && haveFMA() {
+		g.kernel = kernelAsm
+	}
+	g.packA = make([]float32, gemmMC*gemmKC)
+	g.packB = make([]float32, gemmKC*gemmNC)
+	return g
+}
+
+// mul computes C = op(A) * op(B) (or C += ... when acc is true), where op(A)
+// is m x k and op(B) is k x n, all row-major with leading dimensions lda,
+// ldb and ldc. transA means A is stored k x m; transB means B is stored n x k.
+func (g *gemm) mul(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, acc bool, c []float32, ldc int) {
+	if !acc {
+		for i := 0; i < m; i++ {
+			row := c[i*ldc : i*ldc+n]
+			clear(row)
+		}
+	}
+	if m == 0 || n == 0 || k == 0 {
+		return
+	}
+	for jc := 0; jc < n; jc += gemmNC {
+		nc := min(gemmNC, n-jc)
+		for pc := 0; pc < k; pc += gemmKC {
+			kc := min(gemmKC, k-pc)
+			g.packBBlock(transB, b, ldb, pc, jc, kc, nc)
+			for ic := 0; ic < m; ic += gemmMC {
+				mc := min(gemmMC, m-ic)
+				g.packABlock(transA, a, lda, ic, pc, mc, kc)
+				g.macro(mc, nc, kc, c[ic*ldc+jc:], ldc)
+			}
+		}
+	}
+}
+
+// macro multiplies the packed mc x kc block of A by the packed kc x nc block
+// of B into c (which starts at the block's top-left corner).
+func (g *gemm) macro(mc, nc, kc int, c []float32, ldc int) {
+	for jr := 0; jr < nc; jr += gemmNR {
+		nr := min(gemmNR, nc-jr)
+		bp := g.packB[(jr/gemmNR)*kc*gemmNR : (jr/gemmNR+1)*kc*gemmNR]
+		for ir := 0; ir < mc; ir += gemmMR {
+			mr := min(gemmMR, mc-ir)
+			ap := g.packA[(ir/gemmMR)*kc*gemmMR : (ir/gemmMR+1)*kc*gemmMR]
+			if mr == gemmMR && nr == gemmNR {
+				g.kernel(kc, ap, bp, c[ir*ldc+jr:], ldc)
+				continue
+			}
+			t := g.tile[:]
+			clear(t)
+			g.kernel(kc, ap, bp, t, gemmNR)
+			for i := 0; i < mr; i++ {
+				dst := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+nr]
+				src := t[i*gemmNR : i*gemmNR+nr]
+				for j := range dst {
+					dst[j] += src[j]
+				}
+			}
+		}
+	}
+}
+
+// packABlock packs rows ic..ic+mc and columns pc..pc+kc of op(A) into
+// panels of gemmMR rows: panel r holds, for each p, gemmMR consecutive values.
+func (g *gemm) packABlock(trans bool, a []float32, lda, ic, pc, mc, kc int) {
+	dst := g.packA
+	for ir := 0; ir < mc; ir += gemmMR {
+		mr := min(gemmMR, mc-ir)
+		panel := dst[(ir/gemmMR)*kc*gemmMR : (ir/gemmMR+1)*kc*gemmMR]
+		if mr < gemmMR {
+			clear(panel)
+		}
+		if !trans {
+			for i := 0; i < mr; i++ {
+				src := a[(ic+ir+i)*lda+pc : (ic+ir+i)*lda+pc+kc]
+				for p, v := range src {
+					panel[p*gemmMR+i] = v
+				}
+			}
+			continue
+		}
+		for p := 0; p < kc; p++ {
+			src := a[(pc+p)*lda+ic+ir : (pc+p)*lda+ic+ir+mr]
+			copy(panel[p*gemmMR:p*gemmMR+mr], src)
+		}
+	}
+}
+
+// packBBlock packs rows pc..pc+kc and columns jc..jc+nc of op(B) into
+// panels of gemmNR columns: panel j holds, for each p, gemmNR consecutive values.
+func (g *gemm) packBBlock(trans bool, b []float32, ldb, pc, jc, kc, nc int) {
+	dst := g.packB
+	for jr := 0; jr < nc; jr += gemmNR {
+		nr := min(gemmNR, nc-jr)
+		panel := dst[(jr/gemmNR)*kc*gemmNR : (jr/gemmNR+1)*kc*gemmNR]
+		if nr < gemmNR {
+			clear(panel)
+		}
+		if !trans {
+			for p := 0; p < kc; p++ {
+				src := b[(pc+p)*ldb+jc+jr : (pc+p)*ldb+jc+jr+nr]
+				copy(panel[p*gemmNR:p*gemmNR+nr], src)
+			}
+			continue
+		}
+		for j := 0; j < nr; j++ {
+			src := b[(jc+jr+j)*ldb+pc : (jc+jr+j)*ldb+pc+kc]
+			for p, v := range src {
+				panel[p*gemmNR+j] = v
+			}
+		}
+	}
+}
+
+// kernelGo is the portable micro-kernel.
+func kernelGo(k int, a, b, c []float32, ldc int) {
+	var acc [gemmMR][gemmNR]float32
+	a = a[:k*gemmMR]
+	b = b[:k*gemmNR]
+	for p := 0; p < k; p++ {
+		bp := (*[gemmNR]float32)(b[p*gemmNR : p*gemmNR+gemmNR])
+		ap := (*[gemmMR]float32)(a[p*gemmMR : p*gemmMR+gemmMR])
+		for i := 0; i < gemmMR; i++ {
+			av := ap[i]
+			row := &acc[i]
+			for j := 0; j < gemmNR; j++ {
+				row[j] += av * bp[j]
+			}
+		}
+	}
+	for i := 0; i < gemmMR; i++ {
+		dst := c[i*ldc : i*ldc+gemmNR]
+		for j := range dst {
+			dst[j] += acc[i][j]
+		}
+	}
+}

@@ -1,0 +1,16 @@
+package train
+
+import "golang.org/x/sys/cpu"
+
+// haveFMA reports whether the assembly micro-kernel can run.
+func haveFMA() bool { return cpu.X86.HasAVX2 && cpu.X86.HasFMA }
+
+//go:noescape
+func sgemmKernel6x16(k int, a, b, c *float32, ldc int)
+
+func kernelAsm(k int, a, b, c []float32, ldc int) {
+	_ = a[k*gemmMR-1]
+	_ = b[k*gemmNR-1]
+	_ = c[5*ldc+gemmNR-1]
+	sgemmKernel6x16(k, &a[0], &b[0], &c[0], ldc)
+}
