@@ -36,6 +36,12 @@ type Backend interface {
 	Delete(ctx context.Context, id string) error
 }
 
+// Tagger is implemented by backends that can change an instance's tags in
+// place; the provider updates tags through it instead of replacing the node.
+type Tagger interface {
+	SetTags(ctx context.Context, id string, tags map[string]string) error
+}
+
 // Candidate is one place an instance may land: tried in order by Create.
 type Candidate struct {
 	Region       string

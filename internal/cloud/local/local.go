@@ -383,3 +383,32 @@ func validID(id string) error {
 	}
 	return nil
 }
+
+// SetTags implements cloud.Tagger: it rewrites the node's recorded tags.
+func (b *Backend) SetTags(ctx context.Context, id string, tags map[string]string) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	dir := b.nodeDir(id)
+	meta, err := os.ReadFile(filepath.Join(dir, "node.json"))
+	if err != nil {
+		return fmt.Errorf("reading local node %s: %w", id, err)
+	}
+	var n node
+	if err := json.Unmarshal(meta, &n); err != nil {
+		return fmt.Errorf("reading local node %s: node.json: %w", id, err)
+	}
+	n.Tags = cloud.Tags(cloud.Spec{Name: n.Name, IdempotencyKey: n.IdempotencyKey, Tags: tags})
+	out, err := json.MarshalIndent(n, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ".node.json.tmp")
+	if err := os.WriteFile(tmp, out, 0o600); err != nil {
+		return fmt.Errorf("writing local node %s: %w", id, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "node.json")); err != nil {
+		return fmt.Errorf("writing local node %s: %w", id, err)
+	}
+	return nil
+}
