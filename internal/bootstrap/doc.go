@@ -1,0 +1,35 @@
+// Package bootstrap gets the Hadron node runtime (hadrond plus the ONNX
+// Runtime library that matches the node's architecture) onto a machine, starts
+// it under a supervisor, and waits until it answers ready.
+//
+// Everything goes through a Transport: SSHTransport for cloud nodes (with
+// optional bastion, ssh-agent or key authentication, and trust-on-first-use
+// host keys) and LocalTransport for the local cloud. The same Install steps
+// run over either, in phases (see Phase); a failure is a *PhaseError naming the
+// phase, the node, the cause and the last lines of the agent's log.
+//
+// Layout on the node (PREFIX is /opt/hadron when root or passwordless sudo is
+// available, $HOME/.hadron otherwise):
+//
+//	PREFIX/<version>/bin/hadrond          verified against PREFIX/<version>/SHA256SUMS
+//	PREFIX/<version>/lib/libonnxruntime.so.1
+//	PREFIX/current -> <version>           switched atomically on upgrade
+//	PREFIX/etc/hadrond.hcl                agent config (token inside), mode 0600
+//	PREFIX/log/hadrond.log                agent output, tailed into errors
+//	PREFIX/run/agent.addr, supervisor.pid, restarts
+//	PREFIX/state                          what Install did, read by re-runs and Uninstall
+//
+// The agent runs as a dedicated system user (useradd --system hadron) when
+// the login user is root or has passwordless sudo, otherwise as the login
+// user. It is a systemd unit (Restart=always) when PID 1 is systemd and the
+// install is privileged; otherwise a small shell supervisor started with
+// setsid/nohup restarts it with backoff. The supervised mode does not survive
+// a reboot; a re-apply starts it again (Install reports "restarted").
+//
+// Files given by URL (for example a CUDA build of ONNX Runtime) are fetched by
+// the node itself with curl or wget by default (FetchOnNode): such files are
+// large, an in-region bucket is much closer to the node than the user's
+// uplink, and the sha256 check on the node makes the source untrusted.
+// FetchViaProvider downloads on the provider's machine and uploads instead,
+// for nodes without outbound access.
+package bootstrap
