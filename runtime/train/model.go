@@ -425,10 +425,11 @@ func maxPool(l *layer, x []float32, n int, out []float32, idx []int32) {
 func activate(a activation, y []float32, c int) {
 	switch a {
 	case actReLU:
+		// Branch-free: clear values whose sign bit is set (random signs
+		// defeat the branch predictor).
 		for i, v := range y {
-			if v < 0 {
-				y[i] = 0
-			}
+			b := math.Float32bits(v)
+			y[i] = math.Float32frombits(b &^ uint32(int32(b)>>31))
 		}
 	case actSigmoid:
 		for i, v := range y {
@@ -446,10 +447,11 @@ func activate(a activation, y []float32, c int) {
 func activateBackward(a activation, y, dy []float32, c int) {
 	switch a {
 	case actReLU:
+		// y >= 0 after ReLU; keep dy where y > 0, branch-free.
+		dy = dy[:len(y)]
 		for i, v := range y {
-			if v <= 0 {
-				dy[i] = 0
-			}
+			keep := uint32(int32(math.Float32bits(v)-1) >> 31) // all ones when y == 0
+			dy[i] = math.Float32frombits(math.Float32bits(dy[i]) &^ keep)
 		}
 	case actSigmoid:
 		for i, v := range y {
