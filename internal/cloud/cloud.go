@@ -105,6 +105,7 @@ type Instance struct {
 	Region       string
 	Zone         string
 	InstanceType string
+	ImageID      string
 	// State is the cloud's lifecycle state, lower-case: pending, running,
 	// stopping, stopped, shutting-down, terminated.
 	State     string

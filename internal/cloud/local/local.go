@@ -79,7 +79,8 @@ func (b *Backend) nodesDir() string         { return filepath.Join(b.cfg.DataDir
 func (b *Backend) nodeDir(id string) string { return filepath.Join(b.nodesDir(), id) }
 
 // Create starts a node and waits until its agent answers ready. A node that
-// already exists for the same idempotency key and is alive is returned as is.
+// already exists for the same idempotency key and is alive is returned as is;
+// a dead one is removed.
 func (b *Backend) Create(ctx context.Context, spec cloud.Spec) (*cloud.Instance, error) {
 	if spec.IdempotencyKey != "" {
 		if inst, err := b.findByKey(ctx, spec.IdempotencyKey); err == nil {
@@ -286,6 +287,14 @@ func (b *Backend) findByKey(ctx context.Context, key string) (*cloud.Instance, e
 			continue
 		}
 		inst, err := b.Get(ctx, n.ID)
+		if errors.Is(err, cloud.ErrNotFound) {
+			// A dead node of this resource: the one being created replaces it,
+			// so its directory is garbage.
+			if err := b.Delete(ctx, n.ID); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -1,3 +1,0 @@
-package aliyun
-
-import _ "github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"

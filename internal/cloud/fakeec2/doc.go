@@ -1,0 +1,26 @@
+// Package fakeec2 is a wire-level fake of the Amazon EC2 API for tests.
+//
+// A Fake speaks the EC2 Query protocol (form-encoded POST with Action and
+// Version, XML responses carrying a requestId, and the EC2 error document
+// <Response><Errors><Error>...</Error></Errors><RequestID>...</RequestID></Response>),
+// verifies AWS Signature Version 4 against the test credentials it was
+// configured with, and keeps instances, security groups, key pairs, subnets and
+// images in memory, per region (the region is read from the signature's
+// credential scope). It is driven by the real AWS SDK, so signing, retries and
+// response parsing are exercised exactly as against the real service.
+//
+// Instances move pending -> running -> shutting-down -> terminated as they are
+// polled with DescribeInstances (Config.PendingPolls, Config.ShuttingDownPolls).
+// RunInstances honours ClientToken like EC2 does: the same token with the same
+// parameters returns the same reservation, even once the instance is
+// terminated; the same token with other parameters fails with
+// IdempotentParameterMismatch.
+//
+// Faults (throttling, 500s, capacity errors per zone and type, an eventual
+// consistency window after create, withholding RunInstances responses) and
+// test hooks (listing, out-of-band termination, call log, public IPs of the
+// next instances) are available both as methods and, for a fake running as a
+// separate process (cmd/fakeec2), as a JSON admin API under /admin/.
+//
+// The fake only ever listens on the loopback interface.
+package fakeec2

@@ -1,0 +1,432 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/boolplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/float64planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/objectplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/hadron-ai/terraform-provider-hadron/internal/agentclient"
+	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud"
+)
+
+var (
+	_ resource.Resource                   = (*gpuInstanceResource)(nil)
+	_ resource.ResourceWithConfigure      = (*gpuInstanceResource)(nil)
+	_ resource.ResourceWithImportState    = (*gpuInstanceResource)(nil)
+	_ resource.ResourceWithValidateConfig = (*gpuInstanceResource)(nil)
+)
+
+// Default timeouts of hadron_gpu_instance, in one place.
+const (
+	defaultInstanceCreateTimeout = 30 * time.Minute
+	defaultInstanceReadTimeout   = 5 * time.Minute
+	defaultInstanceUpdateTimeout = 10 * time.Minute
+	defaultInstanceDeleteTimeout = 20 * time.Minute
+)
+
+// NewGPUInstanceResource returns the hadron_gpu_instance resource.
+func NewGPUInstanceResource() resource.Resource { return &gpuInstanceResource{} }
+
+type gpuInstanceResource struct {
+	data *providerData
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+func (r *gpuInstanceResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_gpu_instance"
+}
+
+func (r *gpuInstanceResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	replace := []planmodifier.String{stringplanmodifier.RequiresReplace()}
+	replaceComputed := []planmodifier.String{stringplanmodifier.UseStateForUnknown(), stringplanmodifier.RequiresReplace()}
+	stable := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
+	stableInt := []planmodifier.Int64{int64planmodifier.UseStateForUnknown()}
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "A node with the Hadron runtime (`hadrond`) on it: a process on this machine with " +
+			"`cloud = \"local\"`, or a GPU instance on AWS EC2 or Alibaba Cloud ECS. Create returns only when the node's " +
+			"agent answers ready; refresh asks the agent, so a node that died shows up as one to create again.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{Computed: true, PlanModifiers: stable,
+				MarkdownDescription: "Instance id: `local-…` for local nodes, the cloud's instance id otherwise."},
+			"name": schema.StringAttribute{Required: true, PlanModifiers: replace,
+				Validators: []validator.String{stringvalidator.RegexMatches(nameRE,
+					"must be 1 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit")},
+				MarkdownDescription: "Name of the node (its `Name` tag). Unique per cloud and region: it also identifies the " +
+					"instance when an interrupted apply is retried, so a retry never creates a second one."},
+			"cloud": schema.StringAttribute{Optional: true, Computed: true, Default: stringdefault.StaticString(clouds[0]),
+				PlanModifiers: replace, Validators: []validator.String{stringvalidator.OneOf(clouds...)},
+				MarkdownDescription: "Where the node runs: " + enumDescription(clouds) + ". Defaults to `local`."},
+			"region": schema.StringAttribute{Optional: true, Computed: true, PlanModifiers: replaceComputed,
+				MarkdownDescription: "Region (`us-east-1`, `cn-hangzhou`, …). Defaults to the provider block's region. `local` for local nodes."},
+			"zone": schema.StringAttribute{Optional: true, Computed: true, PlanModifiers: replaceComputed,
+				MarkdownDescription: "Availability zone. When unset, the zone the instance landed in (see `zones`)."},
+			"zones": schema.ListAttribute{Optional: true, ElementType: types.StringType,
+				PlanModifiers: []planmodifier.List{listplanmodifier.RequiresReplace()},
+				Validators:    []validator.List{listvalidator.SizeAtLeast(1), listvalidator.UniqueValues(), listvalidator.ConflictsWith(path.MatchRoot("zone"))},
+				MarkdownDescription: "Candidate zones, tried in order: a zone out of capacity moves the create on to the next. " +
+					"Conflicts with `zone`."},
+			"instance_type": schema.StringAttribute{Optional: true, Computed: true, PlanModifiers: replaceComputed,
+				MarkdownDescription: "Instance type (`g5.xlarge`, `ecs.gn7i-c8g1.2xlarge`). When unset, resolved from the `gpu` block."},
+			"spot": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(false),
+				PlanModifiers:       []planmodifier.Bool{boolplanmodifier.RequiresReplace()},
+				MarkdownDescription: "Run as a spot (preemptible) instance. A reclaimed spot node is planned to be created again."},
+			"spot_max_price": schema.Float64Attribute{Optional: true,
+				PlanModifiers:       []planmodifier.Float64{float64planmodifier.RequiresReplace()},
+				Validators:          []validator.Float64{float64validator.AtLeast(0)},
+				MarkdownDescription: "Highest spot price to pay, USD per hour. Unset: up to the on-demand price."},
+			"image_id": schema.StringAttribute{Optional: true, Computed: true, PlanModifiers: replaceComputed,
+				MarkdownDescription: "Machine image. Defaults to the cloud's current GPU-ready Ubuntu image."},
+			"root_volume_size": schema.Int64Attribute{Optional: true,
+				PlanModifiers:       []planmodifier.Int64{int64planmodifier.RequiresReplace()},
+				Validators:          []validator.Int64{int64validator.Between(8, 16384)},
+				MarkdownDescription: "Root (system) disk size in GiB."},
+			"root_volume_type": schema.StringAttribute{Optional: true, PlanModifiers: replace,
+				MarkdownDescription: "Root disk type (`gp3` on AWS, `cloud_essd` on Alibaba Cloud)."},
+			"subnet_id": schema.StringAttribute{Optional: true, PlanModifiers: replace,
+				MarkdownDescription: "Subnet (AWS) or vSwitch (Alibaba Cloud) id."},
+			"security_group_ids": schema.ListAttribute{Optional: true, ElementType: types.StringType,
+				PlanModifiers: []planmodifier.List{listplanmodifier.RequiresReplace()},
+				MarkdownDescription: "Security groups. When unset, Hadron creates one that allows SSH and the runtime port " +
+					"only from `allowed_cidrs`, and deletes it with the instance."},
+			"allowed_cidrs": schema.ListAttribute{Optional: true, ElementType: types.StringType,
+				PlanModifiers:       []planmodifier.List{listplanmodifier.RequiresReplace()},
+				MarkdownDescription: "CIDR blocks allowed to reach SSH and the runtime port on the Hadron-managed security group. Nothing is open to the world unless listed here."},
+			"ssh_public_key": schema.StringAttribute{Optional: true, PlanModifiers: replace,
+				MarkdownDescription: "Public key (authorized_keys format) imported as a key pair that is deleted with the instance."},
+			"key_name": schema.StringAttribute{Optional: true, PlanModifiers: replace,
+				MarkdownDescription: "Existing key pair name, instead of `ssh_public_key`."},
+			"associate_public_ip": schema.BoolAttribute{Optional: true,
+				PlanModifiers:       []planmodifier.Bool{boolplanmodifier.RequiresReplace()},
+				MarkdownDescription: "Give the instance a public IP address."},
+			"tags": schema.MapAttribute{Optional: true, ElementType: types.StringType,
+				MarkdownDescription: "Tags on the instance and its volumes, besides `Name` and `hadron:managed-by`. Changed in place."},
+			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Read: true, Update: true, Delete: true}),
+
+			"status": schema.StringAttribute{Computed: true,
+				MarkdownDescription: "`ready` when the node's agent answers; otherwise what is wrong (`agent_unreachable`)."},
+			"endpoint": schema.StringAttribute{Computed: true, PlanModifiers: stable,
+				MarkdownDescription: "Base URL of the node's agent (Open Inference Protocol v2 and the Hadron API)."},
+			"token": schema.StringAttribute{Computed: true, Sensitive: true, PlanModifiers: stable,
+				MarkdownDescription: "Bearer token of the node's agent."},
+			"public_ip":  schema.StringAttribute{Computed: true, PlanModifiers: stable, MarkdownDescription: "Public IP address, if any."},
+			"private_ip": schema.StringAttribute{Computed: true, PlanModifiers: stable, MarkdownDescription: "Private IP address."},
+			"hostname":   schema.StringAttribute{Computed: true, PlanModifiers: stable, MarkdownDescription: "Host name the node reports."},
+			"vcpus":      schema.Int64Attribute{Computed: true, PlanModifiers: stableInt, MarkdownDescription: "vCPUs the node reports."},
+			"memory_mb":  schema.Int64Attribute{Computed: true, PlanModifiers: stableInt, MarkdownDescription: "Memory the node reports, MiB."},
+			"detected_gpu_count": schema.Int64Attribute{Computed: true, PlanModifiers: stableInt,
+				MarkdownDescription: "GPUs the node's driver reports (0 without NVIDIA GPUs)."},
+			"detected_gpu_model": schema.StringAttribute{Computed: true, PlanModifiers: stable,
+				MarkdownDescription: "GPU model the driver reports, or `none`."},
+			"runtime_version": schema.StringAttribute{Computed: true, PlanModifiers: stable,
+				MarkdownDescription: "Version of the `hadrond` runtime on the node."},
+			"ort_version": schema.StringAttribute{Computed: true, PlanModifiers: stable,
+				MarkdownDescription: "ONNX Runtime version loaded by the node (empty until a model is served)."},
+		},
+		Blocks: map[string]schema.Block{
+			"gpu": schema.SingleNestedBlock{
+				MarkdownDescription: "GPU requirement, resolved to an instance type when `instance_type` is not set.",
+				PlanModifiers:       []planmodifier.Object{objectplanmodifier.RequiresReplace()},
+				Attributes: map[string]schema.Attribute{
+					"model": schema.StringAttribute{Optional: true,
+						MarkdownDescription: "GPU model, e.g. `A10G`, `A100`, `H100`, `T4`, `A10`."},
+					"count": schema.Int64Attribute{Optional: true, Validators: []validator.Int64{int64validator.AtLeast(1)},
+						MarkdownDescription: "Number of GPUs (1 or more). Defaults to 1."},
+					"min_memory_gb": schema.Int64Attribute{Optional: true, Validators: []validator.Int64{int64validator.AtLeast(1)},
+						MarkdownDescription: "Least GPU memory per GPU, GiB."},
+				},
+			},
+		},
+	}
+}
+
+// enumDescription renders allowed values for a MarkdownDescription.
+func enumDescription(vals []string) string {
+	q := make([]string, len(vals))
+	for i, v := range vals {
+		q[i] = "`" + v + "`"
+	}
+	return strings.Join(q, ", ")
+}
+
+func (r *gpuInstanceResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	if req.ProviderData == nil {
+		return
+	}
+	d, ok := req.ProviderData.(*providerData)
+	if !ok {
+		resp.Diagnostics.Append(unexpectedDataDiag(req.ProviderData))
+		return
+	}
+	r.data = d
+}
+
+// localUnsupported lists the attributes that make no sense for local nodes.
+var localUnsupported = []string{"region", "zone", "zones", "instance_type", "spot_max_price", "image_id",
+	"root_volume_size", "root_volume_type", "subnet_id", "security_group_ids", "allowed_cidrs", "ssh_public_key",
+	"key_name", "associate_public_ip"}
+
+func (r *gpuInstanceResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var m gpuInstanceModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
+	if resp.Diagnostics.HasError() || m.Cloud.IsUnknown() {
+		return
+	}
+	c := m.Cloud.ValueString()
+	if m.Cloud.IsNull() {
+		c = clouds[0]
+	}
+	if c != "local" {
+		return
+	}
+	for _, name := range localUnsupported {
+		if v := m.attr(name); !v.IsNull() {
+			resp.Diagnostics.Append(unsupportedForCloudDiag(path.Root(name), c))
+		}
+	}
+	if m.Spot.ValueBool() {
+		resp.Diagnostics.Append(unsupportedForCloudDiag(path.Root("spot"), c))
+	}
+	if m.GPU != nil {
+		resp.Diagnostics.Append(attrError(path.Root("gpu"), "Attribute not supported for this cloud",
+			"gpu is not supported with cloud = \"local\": local nodes use this machine's GPUs as they are (see "+
+				"detected_gpu_count). Remove the gpu block, or choose cloud = \"aws\" or \"aliyun\"."))
+	}
+}
+
+func (r *gpuInstanceResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan gpuInstanceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Create(ctx, defaultInstanceCreateTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	b, err := r.data.backend(ctx, plan.Cloud.ValueString())
+	if err != nil {
+		resp.Diagnostics.Append(errorDiag("Cloud Not Available", "Hadron could not set up the "+plan.Cloud.ValueString()+" cloud.", err))
+		return
+	}
+	spec, diags := specFromModel(ctx, &plan, r.candidates(&plan))
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	tflog.Info(ctx, "creating node", map[string]any{"cloud": b.Name(), "name": spec.Name})
+	inst, err := b.Create(ctx, spec)
+	if err != nil {
+		var ae *cloud.AttemptsError
+		if errors.As(err, &ae) {
+			resp.Diagnostics.Append(errorDiag("No Capacity For Instance",
+				"Every candidate placement failed. Add zones, allow other instance types, or retry later.", err))
+			return
+		}
+		resp.Diagnostics.Append(errorDiag("Error Creating Instance", "The "+b.Name()+" cloud refused or failed the create.", err))
+		return
+	}
+	applyInstance(&plan, inst)
+	if err := r.refreshNode(ctx, &plan); err != nil {
+		// The instance exists: keep it in state (tainted) so nothing is orphaned.
+		plan.Status = types.StringValue("agent_unreachable")
+		setUnknownsNull(&plan)
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+		resp.Diagnostics.Append(errorDiag("Node Runtime Not Ready",
+			"The instance "+inst.ID+" was created but its agent did not answer; it is kept in state and will be replaced on the next apply.", err))
+		return
+	}
+	setUnknownsNull(&plan)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// candidates returns the placements to try, in order.
+func (r *gpuInstanceResource) candidates(m *gpuInstanceModel) []cloud.Candidate {
+	c := cloud.Candidate{Region: m.Region.ValueString(), Zone: m.Zone.ValueString(),
+		InstanceType: m.InstanceType.ValueString(), Spot: m.Spot.ValueBool()}
+	var zones []string
+	_ = m.Zones.ElementsAs(context.Background(), &zones, false)
+	if len(zones) == 0 {
+		return []cloud.Candidate{c}
+	}
+	out := make([]cloud.Candidate, len(zones))
+	for i, z := range zones {
+		out[i] = c
+		out[i].Zone = z
+	}
+	return out
+}
+
+// refreshNode asks the node's agent what it is and fills the model.
+func (r *gpuInstanceResource) refreshNode(ctx context.Context, m *gpuInstanceModel) error {
+	if m.Endpoint.ValueString() == "" {
+		return fmt.Errorf("node %s has no agent endpoint", m.ID.ValueString())
+	}
+	n, err := agentclient.New(m.Endpoint.ValueString(), m.Token.ValueString()).Node(ctx)
+	if err != nil {
+		return err
+	}
+	applyNode(m, n)
+	return nil
+}
+
+// setUnknownsNull replaces values still unknown after an apply with nulls, as
+// Terraform requires of state.
+func setUnknownsNull(m *gpuInstanceModel) {
+	for _, s := range []*types.String{&m.Region, &m.Zone, &m.InstanceType, &m.ImageID, &m.Endpoint, &m.Token, &m.PublicIP,
+		&m.PrivateIP, &m.Hostname, &m.DetectedGPUModel, &m.RuntimeVersion, &m.ORTVersion, &m.Status} {
+		if s.IsUnknown() {
+			*s = types.StringNull()
+		}
+	}
+	for _, i := range []*types.Int64{&m.VCPUs, &m.MemoryMB, &m.DetectedGPUCount} {
+		if i.IsUnknown() {
+			*i = types.Int64Null()
+		}
+	}
+}
+
+func (r *gpuInstanceResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state gpuInstanceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := state.Timeouts.Read(ctx, defaultInstanceReadTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	b, err := r.data.backend(ctx, state.Cloud.ValueString())
+	if err != nil {
+		resp.Diagnostics.Append(errorDiag("Cloud Not Available", "Hadron could not set up the "+state.Cloud.ValueString()+" cloud.", err))
+		return
+	}
+	inst, err := b.Get(ctx, state.ID.ValueString())
+	if errors.Is(err, cloud.ErrNotFound) {
+		tflog.Warn(ctx, "node is gone; removing it from state", map[string]any{"id": state.ID.ValueString(), "reason": err.Error()})
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.Append(errorDiag("Error Reading Instance", "Hadron could not read instance "+state.ID.ValueString()+".", err))
+		return
+	}
+	applyInstance(&state, inst)
+	if err := r.refreshNode(ctx, &state); err != nil {
+		tflog.Warn(ctx, "node agent did not answer", map[string]any{"id": state.ID.ValueString(), "error": err.Error()})
+		state.Status = types.StringValue("agent_unreachable")
+	}
+	setUnknownsNull(&state)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+func (r *gpuInstanceResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan, state gpuInstanceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Update(ctx, defaultInstanceUpdateTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	b, err := r.data.backend(ctx, state.Cloud.ValueString())
+	if err != nil {
+		resp.Diagnostics.Append(errorDiag("Cloud Not Available", "Hadron could not set up the "+state.Cloud.ValueString()+" cloud.", err))
+		return
+	}
+	if !plan.Tags.Equal(state.Tags) {
+		tagger, ok := b.(cloud.Tagger)
+		if !ok {
+			resp.Diagnostics.Append(attrError(path.Root("tags"), "Tags Cannot Be Changed In Place",
+				"The "+b.Name()+" cloud does not support changing tags of an existing instance."))
+			return
+		}
+		tags, d := userTags(ctx, plan.Tags)
+		resp.Diagnostics.Append(d...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+		if err := tagger.SetTags(ctx, state.ID.ValueString(), cloud.Tags(cloud.Spec{Name: state.Name.ValueString(), Tags: tags})); err != nil {
+			resp.Diagnostics.Append(errorDiag("Error Updating Tags", "Hadron could not change the tags of "+state.ID.ValueString()+".", err))
+			return
+		}
+	}
+	// Everything else that can change is replaced; copy the computed values.
+	plan.ID, plan.Endpoint, plan.Token = state.ID, state.Endpoint, state.Token
+	if err := r.refreshNode(ctx, &plan); err != nil {
+		plan.Status = types.StringValue("agent_unreachable")
+	}
+	setUnknownsNull(&plan)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *gpuInstanceResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state gpuInstanceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := state.Timeouts.Delete(ctx, defaultInstanceDeleteTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	b, err := r.data.backend(ctx, state.Cloud.ValueString())
+	if err != nil {
+		resp.Diagnostics.Append(errorDiag("Cloud Not Available", "Hadron could not set up the "+state.Cloud.ValueString()+" cloud.", err))
+		return
+	}
+	if err := b.Delete(ctx, state.ID.ValueString()); err != nil && !errors.Is(err, cloud.ErrNotFound) {
+		resp.Diagnostics.Append(errorDiag("Error Deleting Instance", "Hadron could not delete instance "+state.ID.ValueString()+
+			"; it may still exist and be billed. Run terraform destroy again, or delete it in the cloud console.", err))
+	}
+}
+
+func (r *gpuInstanceResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	cloudName, id, err := parseImportID(req.ID, r.data.cloudConfigured)
+	if err != nil {
+		resp.Diagnostics.Append(errorDiag("Invalid Import ID", "Import ids are local-<hex> for local nodes, or cloud:instance-id (aws:i-0abc…, aliyun:i-bp1…).", err))
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), id)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("cloud"), cloudName)...)
+}
+

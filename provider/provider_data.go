@@ -1,0 +1,129 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+
+	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud"
+	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud/local"
+)
+
+// providerData is handed to every resource and data source through
+// ProviderData. Backends are built on first use, so a configuration that
+// never uses AWS needs no AWS credentials.
+type providerData struct {
+	version string
+	local   local.Config
+	aws     *awsBlockModel
+	aliyun  *aliyunBlockModel
+	// maxHourlyPrice is the budget; zero means none.
+	maxHourlyPrice float64
+	getenv         func(string) string
+
+	mu       sync.Mutex
+	backends map[string]cloud.Backend
+}
+
+func newProviderData(cfg providerModel, version string, getenv func(string) string) (*providerData, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	d := &providerData{version: version, aws: cfg.AWS, aliyun: cfg.Aliyun, getenv: getenv, backends: map[string]cloud.Backend{}}
+	var lb localBlockModel
+	if cfg.Local != nil {
+		lb = *cfg.Local
+	}
+	d.local.DataDir = firstNonEmpty(lb.DataDir.ValueString(), getenv("HADRON_LOCAL_DATA_DIR"), defaultStateDir(getenv))
+	d.local.RuntimePath = firstNonEmpty(lb.RuntimePath.ValueString(), getenv("HADRON_RUNTIME_PATH"), besideExecutable("hadrond"), lookPath("hadrond"))
+	d.local.ORTLibrary = firstNonEmpty(lb.ORTLibrary.ValueString(), getenv("HADRON_ORT_LIBRARY"), besideExecutable("libonnxruntime.so.1"))
+	if cfg.Budget != nil && !cfg.Budget.MaxHourlyPrice.IsNull() {
+		d.maxHourlyPrice = cfg.Budget.MaxHourlyPrice.ValueFloat64()
+		if d.maxHourlyPrice <= 0 {
+			diags.Append(attrError(rootPath("budget", "max_hourly_price"), "Invalid budget",
+				fmt.Sprintf("max_hourly_price must be more than 0 (USD per hour), got %g.", d.maxHourlyPrice)))
+		}
+	}
+	if a := cfg.AWS; a != nil && !a.SecretKey.IsNull() && a.AccessKey.IsNull() {
+		diags.Append(attrError(rootPath("aws", "access_key"), "Missing AWS access key",
+			"aws.secret_key is set but aws.access_key is not. Set both, or neither and let the AWS SDK find credentials."))
+	}
+	if a := cfg.Aliyun; a != nil && !a.SecretKey.IsNull() && a.AccessKey.IsNull() {
+		diags.Append(attrError(rootPath("aliyun", "access_key"), "Missing Alibaba Cloud access key",
+			"aliyun.secret_key is set but aliyun.access_key is not. Set both, or neither and use ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET."))
+	}
+	return d, diags
+}
+
+// backend returns the backend of a cloud, building it on first use.
+func (d *providerData) backend(ctx context.Context, name string) (cloud.Backend, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if b, ok := d.backends[name]; ok {
+		return b, nil
+	}
+	var (
+		b   cloud.Backend
+		err error
+	)
+	switch name {
+	case "local":
+		if d.local.RuntimePath == "" {
+			return nil, fmt.Errorf("no hadrond runtime found: set local.runtime_path in the provider block or HADRON_RUNTIME_PATH, " +
+				"or install the provider with `make install`, which puts hadrond next to it")
+		}
+		b, err = local.New(d.local)
+	default:
+		b, err = d.cloudBackend(ctx, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	d.backends[name] = b
+	return b, nil
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// besideExecutable returns the path of name next to the running provider
+// binary, or "" when there is no such file.
+func besideExecutable(name string) string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(exe), name)
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}
+
+func lookPath(name string) string {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+// cloudConfigured reports whether the provider block configures a cloud.
+func (d *providerData) cloudConfigured(name string) bool {
+	switch name {
+	case "aws":
+		return d.aws != nil
+	case "aliyun":
+		return d.aliyun != nil
+	}
+	return name == "local"
+}
