@@ -19,10 +19,10 @@ const SchemaVersion = 1
 // File is the catalog.json document. The refresh program reads and writes it
 // through Decode and Encode so that the layout stays stable.
 type File struct {
-	SchemaVersion int    `json:"schema_version"`
-	AsOf          string `json:"as_of"`    // date the prices are valid for
-	Compiled      string `json:"compiled"` // date the file was written
-	Currency      string `json:"currency"`
+	SchemaVersion int         `json:"schema_version"`
+	AsOf          string      `json:"as_of"`    // date the prices are valid for
+	Compiled      string      `json:"compiled"` // date the file was written
+	Currency      string      `json:"currency"`
 	Sources       []string    `json:"sources"`
 	Notes         []string    `json:"notes"`
 	Clouds        []FileCloud `json:"clouds"`
