@@ -56,10 +56,10 @@ type SecurityGroup struct {
 
 // Rule is one ingress rule of a security group.
 type Rule struct {
-	Protocol  string `json:"protocol"`   // tcp, udp, icmp, all
-	PortRange string `json:"port_range"` // "22/22"
+	Protocol   string `json:"protocol"`   // tcp, udp, icmp, all
+	PortRange  string `json:"port_range"` // "22/22"
 	SourceCIDR string `json:"source_cidr"`
-	Policy    string `json:"policy"` // accept, drop
+	Policy     string `json:"policy"` // accept, drop
 }
 
 // KeyPair is a snapshot of one fake key pair.
@@ -113,7 +113,7 @@ type world struct {
 	order     []string
 	tokens    map[string]tokenRecord // region|token
 	sgs       map[string]*SecurityGroup
-	sgTokens  map[string]string // region|token -> sg id
+	sgTokens  map[string]string   // region|token -> sg id
 	keyPairs  map[string]*KeyPair // region|name
 
 	stock     map[stockKey]bool
@@ -460,6 +460,10 @@ func (w *world) runInstances(p map[string]string) (map[string]any, *apiError) {
 			return nil, errorf(http.StatusBadRequest, "InvalidInternetMaxBandwidthOut.Malformed", "InternetMaxBandwidthOut %q is not valid.", s)
 		}
 	}
+	tags := readTags(p)
+	if len(tags) > 20 {
+		return nil, errorf(http.StatusBadRequest, "InvalidTagCount", "An instance can have at most 20 tags, got %d.", len(tags))
+	}
 	if !w.inStock(region, zone, typ) {
 		return nil, errorf(http.StatusForbidden, "OperationDenied.NoStock", "The requested resource is sold out in the specified zone; try other types of resources or other regions and zones.")
 	}
@@ -477,7 +481,7 @@ func (w *world) runInstances(p map[string]string) (map[string]any, *apiError) {
 		PrivateIP:    privateIP(vsw.CIDR, w.privN),
 		SpotStrategy: spot, SpotPriceLimit: limit, InternetMaxBandwidthOut: bw,
 		SystemDiskSize: diskSize, SystemDiskCategory: diskCat, UserData: userData,
-		ClientToken: token, Tags: readTags(p), CreationTime: w.opts.Now().UTC(),
+		ClientToken: token, Tags: tags, CreationTime: w.opts.Now().UTC(),
 	}}
 	if bw > 0 {
 		if len(w.nextIPs) > 0 {
