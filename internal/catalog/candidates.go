@@ -29,8 +29,8 @@ type Placement struct {
 }
 
 func (p Placement) String() string {
-	parts := []string{p.Cloud}
-	for _, s := range []string{p.Region, p.Zone, p.InstanceType} {
+	var parts []string
+	for _, s := range []string{p.Cloud, p.Region, p.Zone, p.InstanceType} {
 		if s != "" {
 			parts = append(parts, s)
 		}
