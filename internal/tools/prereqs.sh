@@ -4,7 +4,8 @@
 # Every step is idempotent and says what it does. Usage:
 #   prereqs.sh [terraform] [ort] [debs] [torch] [env]
 # "env" prints shell assignments (TF_ACC_TERRAFORM_PATH, TF_CLI_CONFIG_FILE,
-# HADRON_ORT_LIBRARY, ...) for the Makefile to export.
+# HADRON_ORT_LIBRARY, ...). After "--", the rest is a command run with those
+# variables exported:  prereqs.sh terraform ort -- go test ./...
 set -euo pipefail
 
 cache="${HADRON_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hadron}"
@@ -109,13 +110,18 @@ print_env() {
 }
 
 [ $# -gt 0 ] || set -- terraform ort debs
-for step in "$@"; do
+while [ $# -gt 0 ]; do
+  step=$1; shift
   case "$step" in
+    --)
+      while IFS= read -r kv; do export "${kv?}"; done < <(print_env)
+      [ $# -gt 0 ] || exit 0
+      exec "$@" ;;
     terraform) install_terraform ;;
     ort) install_ort ;;
     debs) install_debs ;;
     torch) install_torch ;;
     env) print_env ;;
-    *) echo "prereqs.sh: unknown step $step (want terraform, ort, debs, torch or env)" >&2; exit 2 ;;
+    *) echo "prereqs.sh: unknown step $step (want terraform, ort, debs, torch, env or -- COMMAND)" >&2; exit 2 ;;
   esac
 done
