@@ -199,6 +199,7 @@ func LoadCSV(path string, labelColumn int, shape []int, limit int) (*Dataset, er
 	}
 	r := csv.NewReader(bufio.NewReader(f))
 	r.ReuseRecord = true
+	r.FieldsPerRecord = -1 // rows are checked below, with a clearer message
 	r.TrimLeadingSpace = true
 	d := &Dataset{Shape: slices.Clone(shape)}
 	for line := 1; ; line++ {
