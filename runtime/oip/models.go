@@ -310,7 +310,7 @@ func (s *Server) newVersion(ctx context.Context, name string, req LoadRequest, d
 		model: name, version: req.Version, sha256: req.SHA256, cfg: req.Config,
 		sess: sess, loadedAt: s.now(), drained: make(chan struct{}),
 	}
-	v.sched = newScheduler(sess, req.Config.MaxBatchSize, delay, req.Config.Instances, exec.Inc)
+	v.sched = newScheduler(sess, req.Config.MaxBatchSize, delay, req.Config.Instances, exec.Inc, s.metrics.pending.WithLabelValues(labels...))
 	return v, nil
 }
 

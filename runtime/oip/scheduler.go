@@ -43,6 +43,10 @@ type scheduler struct {
 	maxDelay  time.Duration
 	batchable bool
 	onExec    func() // counts model executions
+	pending   interface {
+		Inc()
+		Dec()
+	}
 
 	sem     chan struct{}
 	queue   chan *job
@@ -64,7 +68,10 @@ func batchable(sig inference.Signature) bool {
 	return len(sig.Inputs) > 0
 }
 
-func newScheduler(r runner, maxBatch int64, maxDelay time.Duration, instances int, onExec func()) *scheduler {
+func newScheduler(r runner, maxBatch int64, maxDelay time.Duration, instances int, onExec func(), pending interface {
+	Inc()
+	Dec()
+}) *scheduler {
 	if instances < 1 {
 		instances = 1
 	}
@@ -73,6 +80,7 @@ func newScheduler(r runner, maxBatch int64, maxDelay time.Duration, instances in
 		maxBatch: maxBatch,
 		maxDelay: maxDelay,
 		onExec:   onExec,
+		pending:  pending,
 		sem:      make(chan struct{}, instances),
 	}
 	s.batchable = maxBatch > 1 && batchable(r.Signature())
@@ -89,6 +97,8 @@ func newScheduler(r runner, maxBatch int64, maxDelay time.Duration, instances in
 // infer runs one request. Only requests with the same tail shapes are
 // batched together, so batching never changes what a request computes.
 func (s *scheduler) infer(ctx context.Context, inputs map[string]*inference.Tensor, outputs []string) result {
+	s.pending.Inc()
+	defer s.pending.Dec()
 	j := &job{inputs: inputs, outputs: outputs, enqueued: time.Now(), done: make(chan result, 1)}
 	if s.batchable {
 		j.rows = rowsOf(inputs)
