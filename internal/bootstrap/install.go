@@ -992,9 +992,7 @@ done
 // succeeds.
 func Uninstall(ctx context.Context, t Transport, o Options) error {
 	in := &installer{t: t, o: o, node: t.Node(), res: &Result{}, mark: time.Now()}
-	if o.Bundle == nil {
-		in.o.Bundle = &Bundle{Version: "none"}
-	}
+	in.o.ExpectGPUs = false // removing needs no driver
 	if err := in.detect(ctx); err != nil {
 		return err
 	}

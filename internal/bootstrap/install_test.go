@@ -1,0 +1,316 @@
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// nodeOpts returns install options confined to a temporary prefix, running
+// the agent as the login user under the supervised process (never the real
+// systemd), on a free port.
+func nodeOpts(t testing.TB, b *Bundle) Options {
+	t.Helper()
+	dir := t.TempDir()
+	return Options{
+		Bundle:       b,
+		Token:        "test-token-" + strconv.FormatInt(time.Now().UnixNano(), 36),
+		Prefix:       filepath.Join(dir, "opt", "hadron"),
+		DataDir:      filepath.Join(dir, "data"),
+		User:         "root",
+		Service:      ServiceSupervised,
+		Listen:       "127.0.0.1:0",
+		PollInterval: 50 * time.Millisecond,
+	}
+}
+
+// uninstallOnCleanup removes the install even when the test fails, so that
+// no supervisor outlives the test.
+func uninstallOnCleanup(t testing.TB, tr Transport, o Options) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := Uninstall(ctx, tr, o); err != nil {
+			t.Errorf("cleanup Uninstall: %v", err)
+		}
+	})
+}
+
+func install(t *testing.T, tr Transport, o Options) *Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := Install(ctx, tr, o)
+	if err != nil {
+		t.Fatalf("Install(%s): %v", o.Bundle.Version, err)
+	}
+	return res
+}
+
+func TestInstallEndToEndOverSSH(t *testing.T) {
+	n := startNode(t, "127.0.0.10", nodeOptions{})
+	tr := n.dial(t)
+	o := nodeOpts(t, bundleV1)
+	uninstallOnCleanup(t, tr, o)
+
+	// 1. Fresh install: every phase passes and the agent answers /v1/node.
+	var phases []Phase
+	o.OnPhase = func(_ string, p Phase, _ time.Duration) { phases = append(phases, p) }
+	first := install(t, tr, o)
+	if first.Change != ChangeInstalled || first.Version != testVersion1 {
+		t.Errorf("first install = %s, want installed (%s)", first, testVersion1)
+	}
+	if want := []Phase{PhaseOS, PhaseBundle, PhaseRunning, PhaseReady}; !equalPhases(phases, want) {
+		t.Errorf("phases = %v, want %v", phases, want)
+	}
+	if first.Info == nil || first.Info.RuntimeVersion != testVersion1 || first.Info.Hostname == "" {
+		t.Fatalf("/v1/node = %+v, want runtime_version %s and a hostname", first.Info, testVersion1)
+	}
+	if first.Arch == "" || first.BytesUploaded < bundleV1.Size(first.Arch) {
+		t.Errorf("uploaded %d bytes, want at least the bundle's %d", first.BytesUploaded, bundleV1.Size(first.Arch))
+	}
+	assertMode(t, filepath.Join(o.Prefix, "etc", "hadrond.hcl"), 0o600)
+	if target, err := os.Readlink(filepath.Join(o.Prefix, "current")); err != nil || target != testVersion1 {
+		t.Errorf("current -> %q (err %v), want %s", target, err, testVersion1)
+	}
+	// The agent rejects a wrong token: the token in the 0600 config is in use.
+	bad := NewAgent(tr, first.Port, "wrong", nil)
+	if _, err := bad.Node(context.Background()); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("GET /v1/node with a wrong token: err = %v, want 401", err)
+	}
+
+	// 2. Re-run with the same version: nothing changes, the same process serves.
+	again := install(t, tr, o)
+	if again.Change != ChangeUnchanged {
+		t.Errorf("re-run = %s, want unchanged", again)
+	}
+	if again.BytesUploaded > 64*1024 {
+		t.Errorf("re-run sent %d bytes, want only probes (< 64 KiB)", again.BytesUploaded)
+	}
+	if again.Info.PID != first.Info.PID || again.Info.StartedAt != first.Info.StartedAt {
+		t.Errorf("re-run restarted the agent: pid %d -> %d", first.Info.PID, again.Info.PID)
+	}
+
+	// 3. Upgrade: a bundle with another version replaces the agent in place.
+	o2 := o
+	o2.Bundle = bundleV2
+	up := install(t, tr, o2)
+	if up.Change != ChangeUpgraded || up.OldVersion != testVersion1 || up.Version != testVersion2 {
+		t.Errorf("upgrade = %s, want upgraded %s -> %s", up, testVersion1, testVersion2)
+	}
+	if up.String() != "upgraded "+testVersion1+" -> "+testVersion2 {
+		t.Errorf("String() = %q", up.String())
+	}
+	if up.Info.RuntimeVersion != testVersion2 || up.Info.PID == first.Info.PID {
+		t.Errorf("after upgrade /v1/node = version %s pid %d, want version %s from a new process", up.Info.RuntimeVersion, up.Info.PID, testVersion2)
+	}
+	if ort := findFile(bundleV2, up.Arch, ORTFile); ort != nil && up.BytesUploaded >= ort.Size {
+		t.Errorf("upgrade sent %d bytes; the unchanged ONNX Runtime (%d bytes) should be copied on the node", up.BytesUploaded, ort.Size)
+	}
+	if _, err := os.Stat(filepath.Join(o.Prefix, testVersion1)); err != nil {
+		t.Errorf("previous version kept for rollback: %v", err)
+	}
+
+	// 4. Uninstall removes the service, the prefix and the data directory.
+	ctx := context.Background()
+	supervisorPID := readPID(t, filepath.Join(o.Prefix, "run", "supervisor.pid"))
+	if err := Uninstall(ctx, tr, o2); err != nil {
+		t.Fatalf("Uninstall: %v", err)
+	}
+	for _, p := range []string{o.Prefix, o.DataDir} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("after Uninstall %s: stat err = %v, want not exist", p, err)
+		}
+	}
+	if processAlive(supervisorPID) {
+		t.Errorf("supervisor %d still running after Uninstall", supervisorPID)
+	}
+	if processAlive(up.Info.PID) {
+		t.Errorf("hadrond %d still running after Uninstall", up.Info.PID)
+	}
+	if err := Uninstall(ctx, tr, o2); err != nil {
+		t.Errorf("second Uninstall: %v, want nil (nothing installed)", err)
+	}
+}
+
+func TestInstallRestartsAStoppedAgentAndReconfigures(t *testing.T) {
+	tr := &LocalTransport{Name: "local-restart"}
+	o := nodeOpts(t, bundleV1)
+	uninstallOnCleanup(t, tr, o)
+	first := install(t, tr, o)
+
+	// The supervisor is gone (a reboot without systemd): a re-run restarts it.
+	pid := readPID(t, filepath.Join(o.Prefix, "run", "supervisor.pid"))
+	if err := exec.Command("kill", "-KILL", "--", "-"+strconv.Itoa(pid)).Run(); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, first.Info.PID)
+	res := install(t, tr, o)
+	if res.Change != ChangeRestarted || res.Info.PID == first.Info.PID {
+		t.Errorf("after the agent died: %s pid %d, want restarted with a new pid", res, res.Info.PID)
+	}
+
+	// A new token is a configuration change: rewritten and restarted.
+	o.Token = "rotated-token"
+	res = install(t, tr, o)
+	if res.Change != ChangeReconfigured {
+		t.Errorf("token change = %s, want reconfigured", res)
+	}
+	if _, err := res.Agent.Node(context.Background()); err != nil {
+		t.Errorf("GET /v1/node with the rotated token: %v", err)
+	}
+}
+
+func TestInstallFailures(t *testing.T) {
+	corrupt := *bundleV1
+	corrupt.Files = append([]File(nil), bundleV1.Files...)
+	for i := range corrupt.Files {
+		if corrupt.Files[i].Name == AgentFile {
+			corrupt.Files[i].SHA256 = strings.Repeat("0", 64)
+		}
+	}
+	tests := []struct {
+		name      string
+		modify    func(o *Options)
+		wantPhase Phase
+		wantErr   []string
+		wantLog   string
+	}{
+		{
+			name:      "agent crashes at start (bad config)",
+			modify:    func(o *Options) { o.LogLevel = "verbose" },
+			wantPhase: PhaseRunning,
+			wantErr:   []string{"hadrond exited with status 1"},
+			wantLog:   "log_level",
+		},
+		{
+			name:      "bundle digest does not match",
+			modify:    func(o *Options) { o.Bundle = &corrupt },
+			wantPhase: PhaseBundle,
+			wantErr:   []string{"sha256 verification failed", "bin/hadrond: FAILED"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &LocalTransport{Name: "local-failure"}
+			o := nodeOpts(t, bundleV1)
+			tc.modify(&o)
+			uninstallOnCleanup(t, tr, o)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			_, err := Install(ctx, tr, o)
+			var pe *PhaseError
+			if !errors.As(err, &pe) {
+				t.Fatalf("Install error = %v, want *PhaseError", err)
+			}
+			if pe.Phase != tc.wantPhase || pe.Node != "local-failure" {
+				t.Errorf("phase, node = %q, %q, want %q, local-failure (error %v)", pe.Phase, pe.Node, tc.wantPhase, err)
+			}
+			for _, want := range tc.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not contain %q", err, want)
+				}
+			}
+			if tc.wantLog != "" && !strings.Contains(strings.Join(pe.Log, "\n"), tc.wantLog) {
+				t.Errorf("agent log lines %q do not contain %q", pe.Log, tc.wantLog)
+			}
+		})
+	}
+}
+
+// TestInstallExpectGPUs checks the GPU phase against this machine: with an
+// NVIDIA driver it passes and reports the GPUs, without one it fails naming
+// the phase and nvidia-smi.
+func TestInstallExpectGPUs(t *testing.T) {
+	tr := &LocalTransport{Name: "local-gpu"}
+	o := nodeOpts(t, bundleV1)
+	o.ExpectGPUs = true
+	uninstallOnCleanup(t, tr, o)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := Install(ctx, tr, o)
+	if _, lookErr := exec.LookPath("nvidia-smi"); lookErr == nil {
+		if err != nil || len(res.GPUs) == 0 {
+			t.Fatalf("with nvidia-smi present: Install = %v, %v; want success listing the GPUs", res, err)
+		}
+		return
+	}
+	if PhaseOf(err) != PhaseGPU || !strings.Contains(err.Error(), "nvidia-smi not found") {
+		t.Errorf("without a driver: err = %v, want phase %q naming nvidia-smi", err, PhaseGPU)
+	}
+}
+
+func equalPhases(a, b []Phase) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func findFile(b *Bundle, arch, name string) *File {
+	for i, f := range b.Files {
+		if f.Arch == arch && f.Name == name {
+			return &b.Files[i]
+		}
+	}
+	return nil
+}
+
+func assertMode(t *testing.T, p string, want os.FileMode) {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Mode().Perm(); got != want {
+		t.Errorf("%s mode = %o, want %o", p, got, want)
+	}
+}
+
+func readPID(t *testing.T, p string) int {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// A zombie (state Z) has exited.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] != "Z"
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for processAlive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d still alive", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
