@@ -55,21 +55,21 @@ type xmlInstance struct {
 		AvailabilityZone string `xml:"availabilityZone"`
 		Tenancy          string `xml:"tenancy"`
 	} `xml:"placement"`
-	SubnetID          string `xml:"subnetId,omitempty"`
-	VpcID             string `xml:"vpcId,omitempty"`
-	PrivateIPAddress  string `xml:"privateIpAddress,omitempty"`
-	IPAddress         string `xml:"ipAddress,omitempty"`
-	StateReason       *xmlStateReason `xml:"stateReason,omitempty"`
-	Architecture        string     `xml:"architecture"`
-	RootDeviceType      string     `xml:"rootDeviceType"`
-	RootDeviceName      string     `xml:"rootDeviceName"`
-	Groups              []xmlGroup `xml:"groupSet>item"`
-	InstanceLifecycle   string     `xml:"instanceLifecycle,omitempty"`
-	SpotInstanceRequest string     `xml:"spotInstanceRequestId,omitempty"`
+	SubnetID            string           `xml:"subnetId,omitempty"`
+	VpcID               string           `xml:"vpcId,omitempty"`
+	PrivateIPAddress    string           `xml:"privateIpAddress,omitempty"`
+	IPAddress           string           `xml:"ipAddress,omitempty"`
+	StateReason         *xmlStateReason  `xml:"stateReason,omitempty"`
+	Architecture        string           `xml:"architecture"`
+	RootDeviceType      string           `xml:"rootDeviceType"`
+	RootDeviceName      string           `xml:"rootDeviceName"`
+	Groups              []xmlGroup       `xml:"groupSet>item"`
+	InstanceLifecycle   string           `xml:"instanceLifecycle,omitempty"`
+	SpotInstanceRequest string           `xml:"spotInstanceRequestId,omitempty"`
 	BlockDevices        []xmlBlockDevice `xml:"blockDeviceMapping>item"`
-	ClientToken     string   `xml:"clientToken,omitempty"`
-	Tags            []xmlTag `xml:"tagSet>item"`
-	MetadataOptions struct {
+	ClientToken         string           `xml:"clientToken,omitempty"`
+	Tags                []xmlTag         `xml:"tagSet>item"`
+	MetadataOptions     struct {
 		State        string `xml:"state"`
 		HTTPTokens   string `xml:"httpTokens"`
 		HopLimit     int    `xml:"httpPutResponseHopLimit"`
