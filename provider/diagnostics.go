@@ -2,6 +2,7 @@ package provider
 
 import (
 	"fmt"
+	"regexp"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -39,3 +40,9 @@ func unsupportedForCloudDiag(p path.Path, cloudName string) diag.Diagnostic {
 	return attrError(p, "Attribute not supported for this cloud",
 		fmt.Sprintf("%s is not supported with cloud = %q. Remove it, or choose a cloud that supports it.", p, cloudName))
 }
+
+// diagList is the diagnostics type helpers return.
+type diagList = diag.Diagnostics
+
+// durationRE matches Go durations such as "2ms", "500us", "1.5s".
+var durationRE = regexp.MustCompile(`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`)

@@ -214,6 +214,7 @@ func (m providerModel) unknowns() []path.Path {
 func (p *hadronProvider) Resources(_ context.Context) []func() resource.Resource {
 	return []func() resource.Resource{
 		NewGPUInstanceResource,
+		NewModelEndpointResource,
 	}
 }
 

@@ -6,10 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 
+	"github.com/hadron-ai/terraform-provider-hadron/internal/agentclient"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud/local"
 )
@@ -126,4 +128,23 @@ func (d *providerData) cloudConfigured(name string) bool {
 		return d.aliyun != nil
 	}
 	return name == "local"
+}
+
+// agentFor returns a client for the agent of a node created by
+// hadron_gpu_instance, found by instance id.
+func (d *providerData) agentFor(ctx context.Context, instanceID string) (*agentclient.Client, error) {
+	cloudName := "local"
+	if !strings.HasPrefix(instanceID, "local-") {
+		return nil, fmt.Errorf("instance %s: reaching the agent of a cloud node needs the SSH bootstrap, "+
+			"which this build does not have yet; use instances with cloud = \"local\"", instanceID)
+	}
+	b, err := d.backend(ctx, cloudName)
+	if err != nil {
+		return nil, err
+	}
+	inst, err := b.Get(ctx, instanceID)
+	if err != nil {
+		return nil, fmt.Errorf("instance %s: %w", instanceID, err)
+	}
+	return agentclient.New(inst.Endpoint, inst.Token), nil
 }
