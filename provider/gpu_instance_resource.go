@@ -429,4 +429,3 @@ func (r *gpuInstanceResource) ImportState(ctx context.Context, req resource.Impo
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), id)...)
 	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("cloud"), cloudName)...)
 }
-

@@ -43,13 +43,13 @@ type localBlockModel struct {
 }
 
 type awsBlockModel struct {
-	Region     types.String         `tfsdk:"region"`
-	Profile    types.String         `tfsdk:"profile"`
-	AccessKey  types.String         `tfsdk:"access_key"`
-	SecretKey  types.String         `tfsdk:"secret_key"`
-	Token      types.String         `tfsdk:"token"`
-	AssumeRole *assumeRoleModel     `tfsdk:"assume_role"`
-	Endpoints  *awsEndpointsModel   `tfsdk:"endpoints"`
+	Region     types.String       `tfsdk:"region"`
+	Profile    types.String       `tfsdk:"profile"`
+	AccessKey  types.String       `tfsdk:"access_key"`
+	SecretKey  types.String       `tfsdk:"secret_key"`
+	Token      types.String       `tfsdk:"token"`
+	AssumeRole *assumeRoleModel   `tfsdk:"assume_role"`
+	Endpoints  *awsEndpointsModel `tfsdk:"endpoints"`
 }
 
 type assumeRoleModel struct {
