@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -628,6 +629,12 @@ func (w *world) describeInstances(p map[string]string) (map[string]any, *apiErro
 		if st := p["Status"]; st != "" && in.Status != st {
 			continue
 		}
+		if sg := p["SecurityGroupId"]; sg != "" && !slices.Contains(in.SecurityGroupIDs, sg) {
+			continue
+		}
+		if kp := p["KeyPairName"]; kp != "" && in.KeyPairName != kp {
+			continue
+		}
 		ok := true
 		for k, v := range tagFilter {
 			if got, has := in.Tags[k]; !has || (v != "" && got != v) {
@@ -880,7 +887,11 @@ func (w *world) authorizeSecurityGroup(p map[string]string) (map[string]any, *ap
 	}
 	var rules []Rule
 	if p["IpProtocol"] != "" {
-		rules = append(rules, Rule{Protocol: p["IpProtocol"], PortRange: p["PortRange"], SourceCIDR: p["SourceCidrIp"], Policy: p["Policy"]})
+		src := p["SourceCidrIp"]
+		if src == "" {
+			src = p["Ipv6SourceCidrIp"]
+		}
+		rules = append(rules, Rule{Protocol: p["IpProtocol"], PortRange: p["PortRange"], SourceCIDR: src, Policy: p["Policy"]})
 	}
 	for _, r := range indexed(p, "Permissions", "IpProtocol", "PortRange", "SourceCidrIp", "Policy") {
 		rules = append(rules, Rule{Protocol: r["IpProtocol"], PortRange: r["PortRange"], SourceCIDR: r["SourceCidrIp"], Policy: r["Policy"]})
@@ -939,6 +950,11 @@ func (w *world) deleteSecurityGroup(p map[string]string) (map[string]any, *apiEr
 		}
 	}
 	delete(w.sgs, id)
+	for k, v := range w.sgTokens {
+		if v == id {
+			delete(w.sgTokens, k) // a later create with the token makes a new group
+		}
+	}
 	return map[string]any{}, nil
 }
 
