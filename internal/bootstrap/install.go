@@ -195,10 +195,10 @@ type layout struct {
 }
 
 func (l *layout) versionDir(v string) string { return path.Join(l.prefix, v) }
-func (l *layout) logFile() string           { return path.Join(l.prefix, "log", "hadrond.log") }
-func (l *layout) addrFile() string          { return path.Join(l.prefix, "run", "agent.addr") }
-func (l *layout) configFile() string        { return path.Join(l.prefix, "etc", "hadrond.hcl") }
-func (l *layout) supervisor() string        { return path.Join(l.prefix, "bin", "hadron-supervise") }
+func (l *layout) logFile() string            { return path.Join(l.prefix, "log", "hadrond.log") }
+func (l *layout) addrFile() string           { return path.Join(l.prefix, "run", "agent.addr") }
+func (l *layout) configFile() string         { return path.Join(l.prefix, "etc", "hadrond.hcl") }
+func (l *layout) supervisor() string         { return path.Join(l.prefix, "bin", "hadron-supervise") }
 
 type installer struct {
 	t    Transport

@@ -22,10 +22,10 @@ func TestSSHTransport(t *testing.T) {
 	defer cancel()
 	tr, err := DialSSH(ctx, n.sshConfig())
 	if err != nil {
-		t.Fatalf("DialSSH: %v\n%s", err, n.log())
+		t.Fatalf("DialSSH: %v\n%s", err, n.Log())
 	}
 	defer tr.Close()
-	if got, want := tr.HostKeyFingerprint(), n.fingerprint; got != want {
+	if got, want := tr.HostKeyFingerprint(), n.Fingerprint; got != want {
 		t.Errorf("trust on first use: fingerprint %q, want %q (ssh-keygen's)", got, want)
 	}
 
@@ -110,7 +110,7 @@ func testUpload(t *testing.T, tr Transport) {
 }
 
 func TestSSHUploadWithoutSFTP(t *testing.T) {
-	n := startNode(t, "127.0.0.3", nodeOptions{noSFTP: true})
+	n := startNode(t, "127.0.0.3", nodeOptions{NoSFTP: true})
 	tr := n.dial(t)
 	testUpload(t, tr)
 }
@@ -125,7 +125,7 @@ func TestSSHAgentAuth(t *testing.T) {
 	}
 	defer func() { agent.Process.Kill(); agent.Wait() }()
 	keyFile := filepath.Join(dir, "id")
-	if err := os.WriteFile(keyFile, n.userKeyPEM, 0o600); err != nil {
+	if err := os.WriteFile(keyFile, n.UserKeyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -144,7 +144,7 @@ func TestSSHAgentAuth(t *testing.T) {
 	cfg := n.sshConfig()
 	cfg.PrivateKey = nil
 	cfg.AgentSocket = sock
-	cfg.HostKeyFingerprint = n.fingerprint
+	cfg.HostKeyFingerprint = n.Fingerprint
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tr, err := DialSSH(ctx, cfg)
@@ -162,7 +162,7 @@ func TestSSHBastion(t *testing.T) {
 	bastion := startNode(t, "127.0.0.5", nodeOptions{})
 	target := startNode(t, "127.0.0.6", nodeOptions{})
 	cfg := target.sshConfig()
-	cfg.HostKeyFingerprint = target.fingerprint
+	cfg.HostKeyFingerprint = target.Fingerprint
 	bcfg := bastion.sshConfig()
 	cfg.Bastion = &bcfg
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -172,7 +172,7 @@ func TestSSHBastion(t *testing.T) {
 		t.Fatalf("DialSSH through the bastion: %v", err)
 	}
 	defer tr.Close()
-	if got, want := tr.BastionHostKeyFingerprint(), bastion.fingerprint; got != want {
+	if got, want := tr.BastionHostKeyFingerprint(), bastion.Fingerprint; got != want {
 		t.Errorf("bastion fingerprint = %q, want %q", got, want)
 	}
 	// The target's sshd sees the connection coming from the bastion's side
@@ -197,8 +197,10 @@ func TestSSHFailures(t *testing.T) {
 		check   func(t *testing.T, err error)
 	}{
 		{
-			name:    "sshd never comes up",
-			cfg:     func() SSHConfig { return SSHConfig{Host: "127.0.0.8", Port: closedPort, User: "root", PrivateKey: n.userKeyPEM} },
+			name: "sshd never comes up",
+			cfg: func() SSHConfig {
+				return SSHConfig{Host: "127.0.0.8", Port: closedPort, User: "root", PrivateKey: n.UserKeyPEM}
+			},
 			timeout: 1500 * time.Millisecond,
 			check: func(t *testing.T, err error) {
 				if !strings.Contains(err.Error(), "timeout") || !strings.Contains(err.Error(), "connection refused") {
@@ -231,7 +233,7 @@ func TestSSHFailures(t *testing.T) {
 			timeout: 30 * time.Second,
 			check: func(t *testing.T, err error) {
 				var me *HostKeyMismatchError
-				if !errors.As(err, &me) || !strings.Contains(err.Error(), "expected SHA256:AAAA") || !strings.Contains(err.Error(), "got "+n.fingerprint) {
+				if !errors.As(err, &me) || !strings.Contains(err.Error(), "expected SHA256:AAAA") || !strings.Contains(err.Error(), "got "+n.Fingerprint) {
 					t.Errorf("error %q does not name both fingerprints", err)
 				}
 			},
@@ -265,10 +267,14 @@ func TestSSHHostKeyChangedBetweenRuns(t *testing.T) {
 	recorded := first.HostKeyFingerprint()
 	first.Close()
 
-	n.stop()
-	old := n.fingerprint
-	n.newHostKey(t)
-	n.start(t, nodeOptions{})
+	n.Stop()
+	old := n.Fingerprint
+	if err := n.NewHostKey(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Restart(); err != nil {
+		t.Fatal(err)
+	}
 
 	cfg := n.sshConfig()
 	cfg.HostKeyFingerprint = recorded
@@ -277,10 +283,10 @@ func TestSSHHostKeyChangedBetweenRuns(t *testing.T) {
 	if !errors.As(err, &me) {
 		t.Fatalf("second run: err = %v, want *HostKeyMismatchError", err)
 	}
-	if me.Expected != old || me.Got != n.fingerprint {
-		t.Errorf("mismatch = expected %s got %s, want expected %s got %s", me.Expected, me.Got, old, n.fingerprint)
+	if me.Expected != old || me.Got != n.Fingerprint {
+		t.Errorf("mismatch = expected %s got %s, want expected %s got %s", me.Expected, me.Got, old, n.Fingerprint)
 	}
-	for _, want := range []string{"changed", old, n.fingerprint} {
+	for _, want := range []string{"changed", old, n.Fingerprint} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
