@@ -252,27 +252,37 @@ func checkAgainst(info TensorInfo, t *Tensor) error {
 	return nil
 }
 
+// Check validates a request without running it: every input present and
+// matching the signature, every requested output known. Errors are
+// *InputError values.
+func (s *Session) Check(inputs map[string]*Tensor, outputs []string) error {
+	for _, in := range s.sig.Inputs {
+		if _, ok := inputs[in.Name]; !ok {
+			return inputErrorf("missing input %q (%s %v)", in.Name, in.DType, in.Shape)
+		}
+	}
+	for _, name := range SortedNames(inputs) {
+		if err := s.CheckInput(name, inputs[name]); err != nil {
+			return err
+		}
+	}
+	for _, o := range outputs {
+		if _, ok := s.sig.Output(o); !ok {
+			return inputErrorf("unknown output %q: model outputs are %s", o, strings.Join(names(s.sig.Outputs), ", "))
+		}
+	}
+	return nil
+}
+
 // Run executes the model. inputs must hold every model input; outputs names
 // the outputs wanted (all of them when empty). Errors about the request are
 // *InputError values.
 func (s *Session) Run(inputs map[string]*Tensor, outputs []string) (map[string]*Tensor, error) {
-	for name, t := range inputs {
-		if err := s.CheckInput(name, t); err != nil {
-			return nil, err
-		}
-	}
-	for _, in := range s.sig.Inputs {
-		if _, ok := inputs[in.Name]; !ok {
-			return nil, inputErrorf("missing input %q (%s %v)", in.Name, in.DType, in.Shape)
-		}
+	if err := s.Check(inputs, outputs); err != nil {
+		return nil, err
 	}
 	if len(outputs) == 0 {
 		outputs = names(s.sig.Outputs)
-	}
-	for _, o := range outputs {
-		if _, ok := s.sig.Output(o); !ok {
-			return nil, inputErrorf("unknown output %q: model outputs are %s", o, strings.Join(names(s.sig.Outputs), ", "))
-		}
 	}
 
 	s.mu.RLock()

@@ -139,7 +139,7 @@ func NewTensor(dtype DType, shape []int64) (*Tensor, error) {
 	default:
 		return nil, fmt.Errorf("unsupported datatype %q", dtype)
 	}
-	return &Tensor{DType: dtype, Shape: append([]int64(nil), shape...), Data: data}, nil
+	return &Tensor{DType: dtype, Shape: append([]int64{}, shape...), Data: data}, nil
 }
 
 // ConcatRows joins tensors of one type along dimension 0. All tensors must
