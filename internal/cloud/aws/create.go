@@ -82,6 +82,9 @@ func (b *Backend) Create(ctx context.Context, spec cloud.Spec) (*cloud.Instance,
 			attempts[len(attempts)-1].Message = fmt.Sprintf("instance %s went %s while launching: %v", id, inst.State, err)
 			continue
 		}
+		if err == nil {
+			l.cleanupOtherRegions(ctx, region)
+		}
 		return inst, err
 	}
 	return nil, l.fail(ctx, &cloud.AttemptsError{Cloud: CloudName, Attempts: attempts}, true)
@@ -257,6 +260,19 @@ func (l *launcher) fail(ctx context.Context, err error, cleanup bool) error {
 	return errors.Join(append([]error{err}, errs...)...)
 }
 
+// cleanupOtherRegions removes, best effort, the managed resources prepared in
+// regions other than the one the instance landed in: nothing uses them, and a
+// later Create there would recreate them.
+func (l *launcher) cleanupOtherRegions(ctx context.Context, landed string) {
+	for _, region := range l.order {
+		if region == landed {
+			continue
+		}
+		p := l.regions[region]
+		_ = l.b.deleteManaged(ctx, l.b.client(region), p.managedSG, p.managedKey)
+	}
+}
+
 // run launches cand, stepping through client-token generations whose
 // instances are already gone. It returns the launched instance and the attempt.
 func (l *launcher) run(ctx context.Context, cand cloud.Candidate, region string, prep *regionPrep) (*types.Instance, cloud.Attempt, error) {
@@ -411,12 +427,17 @@ func toInstance(region string, in *types.Instance) *cloud.Instance {
 		PublicIP:     awssdk.ToString(in.PublicIpAddress),
 		PrivateIP:    awssdk.ToString(in.PrivateIpAddress),
 		LaunchTime:   awssdk.ToTime(in.LaunchTime),
+		ImageID:      awssdk.ToString(in.ImageId),
+		Tags:         make(map[string]string, len(in.Tags)),
 	}
 	if in.Placement != nil {
 		ci.Zone = awssdk.ToString(in.Placement.AvailabilityZone)
 	}
 	for _, t := range in.Tags {
+		ci.Tags[awssdk.ToString(t.Key)] = awssdk.ToString(t.Value)
 		switch awssdk.ToString(t.Key) {
+		case "Name":
+			ci.Name = awssdk.ToString(t.Value)
 		case TagManagedSecurityGroup:
 			ci.ManagedSecurityGroupID = awssdk.ToString(t.Value)
 		case TagManagedKeyPair:

@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
+
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
@@ -52,4 +57,55 @@ func (b *Backend) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("deleting EC2 instance (%s): %w", id, err)
 	}
 	return nil
+}
+
+var _ cloud.Tagger = (*Backend)(nil)
+
+// SetTags implements cloud.Tagger: it makes tags the instance's tags (and its
+// volumes'), removing other tags except the ones Hadron manages itself
+// (hadron:idempotency-key, hadron:managed-sg, hadron:managed-key) and aws: tags.
+func (b *Backend) SetTags(ctx context.Context, id string, tags map[string]string) error {
+	c := b.client("")
+	in, err := findInstanceByID(ctx, c, id)
+	if err != nil {
+		return fmt.Errorf("tagging EC2 instance (%s): %w", id, err)
+	}
+	if state := instanceState(in); gone(state) {
+		return fmt.Errorf("tagging EC2 instance (%s): it is %s: %w", id, state, cloud.ErrNotFound)
+	}
+	resources := []string{id}
+	for _, bd := range in.BlockDeviceMappings {
+		if bd.Ebs != nil && bd.Ebs.VolumeId != nil {
+			resources = append(resources, *bd.Ebs.VolumeId)
+		}
+	}
+	var remove []types.Tag
+	for _, t := range in.Tags {
+		k := awssdk.ToString(t.Key)
+		if _, keep := tags[k]; keep || internalTag(k) {
+			continue
+		}
+		remove = append(remove, types.Tag{Key: awssdk.String(k)})
+	}
+	sort.Slice(remove, func(i, j int) bool { return *remove[i].Key < *remove[j].Key })
+	if len(remove) > 0 {
+		if _, err := c.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: resources, Tags: remove}); err != nil {
+			return fmt.Errorf("removing tags from EC2 instance (%s): %w", id, err)
+		}
+	}
+	if len(tags) > 0 {
+		specs := tagSpecifications(tags, types.ResourceTypeInstance)
+		if _, err := c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: resources, Tags: specs[0].Tags}); err != nil {
+			return fmt.Errorf("tagging EC2 instance (%s): %w", id, err)
+		}
+	}
+	return nil
+}
+
+func internalTag(k string) bool {
+	switch k {
+	case TagIdempotencyKey, TagManagedSecurityGroup, TagManagedKeyPair:
+		return true
+	}
+	return strings.HasPrefix(k, "aws:")
 }

@@ -79,6 +79,10 @@ func handler(action string) handlerFunc {
 		return (*Fake).describeKeyPairs
 	case "DeleteKeyPair":
 		return (*Fake).deleteKeyPair
+	case "CreateTags":
+		return (*Fake).createTags
+	case "DeleteTags":
+		return (*Fake).deleteTags
 	}
 	return nil
 }
