@@ -18,6 +18,8 @@ import (
 	"github.com/hadron-ai/terraform-provider-hadron/internal/version"
 	"github.com/hadron-ai/terraform-provider-hadron/runtime/agent"
 	"github.com/hadron-ai/terraform-provider-hadron/runtime/api"
+	"github.com/hadron-ai/terraform-provider-hadron/runtime/inference"
+	"github.com/hadron-ai/terraform-provider-hadron/runtime/oip"
 )
 
 func main() {
@@ -99,6 +101,24 @@ func runAgent(ctx context.Context, args []string, getenv func(string) string, st
 func buildServices(cfg agent.Config, log *slog.Logger) ([]api.Service, func() string, error) {
 	var services []api.Service
 	ortVersion := func() string { return "" }
+	if cfg.ORT != nil && cfg.ORT.Library != "" {
+		inf, err := oip.New(oip.Config{
+			ORT: inference.Options{
+				LibraryPath:       cfg.ORT.Library,
+				ExecutionProvider: cfg.ORT.ExecutionProvider,
+				IntraOpThreads:    cfg.ORT.IntraOpThreads,
+			},
+			PublicInference: cfg.PublicInference,
+			ServerVersion:   version.Version,
+		}, oip.Deps{Logger: log})
+		if err != nil {
+			return nil, nil, err
+		}
+		services = append(services, inf)
+		ortVersion = inf.Runtime().Version
+	} else {
+		log.Warn("no ort.library configured: inference routes are not served")
+	}
 	return services, ortVersion, nil
 }
 
