@@ -19,16 +19,19 @@
 //   - Alibaba Cloud zones (with -zones): DescribeAvailableResource.
 //
 // Rows that were refreshed lose their estimate flag; rows the clouds did not
-// answer for keep their old values and flag. as_of and compiled become
-// today's date. With -format alone it only validates the file and rewrites
+// answer for keep their old values and flag, and the run ends with a
+// non-zero status. compiled becomes today's date, and so does as_of when
+// everything was refreshed. With -format alone it only validates the file and rewrites
 // it in the canonical layout (no network).
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"time"
@@ -45,26 +48,31 @@ func main() {
 	}
 }
 
-type config struct {
-	file      string
-	format    bool
-	aws       bool
-	aliyun    bool
-	zones     bool
-	cnyPerUSD float64
-	today     string
+type options struct {
+	file            string
+	format          bool
+	aws             bool
+	aliyun          bool
+	zones           bool
+	cnyPerUSD       float64
+	today           string
+	awsPriceListURL string
+	aliyunEndpoint  string
+	httpClient      *http.Client
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("refresh", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var cfg config
+	cfg := options{httpClient: &http.Client{Timeout: 15 * time.Minute}}
 	fs.StringVar(&cfg.file, "file", "internal/catalog/catalog.json", "catalog file to rewrite")
 	fs.BoolVar(&cfg.format, "format", false, "only validate and rewrite the file in the canonical layout (no network)")
 	fs.BoolVar(&cfg.aws, "aws", false, "refresh AWS on-demand prices from the public price list files")
 	fs.BoolVar(&cfg.aliyun, "aliyun", false, "refresh Alibaba Cloud prices with DescribePrice (needs credentials)")
 	fs.BoolVar(&cfg.zones, "zones", false, "also refresh zones (needs credentials for the selected clouds)")
 	fs.Float64Var(&cfg.cnyPerUSD, "cny-per-usd", 7.2, "exchange rate for Alibaba Cloud quotes in CNY")
+	fs.StringVar(&cfg.awsPriceListURL, "aws-price-list-url", defaultAWSPriceListURL, "AWS price list URL template (%s is the region)")
+	fs.StringVar(&cfg.aliyunEndpoint, "aliyun-endpoint", "", "Alibaba Cloud ECS endpoint override (host[:port]; http when it is a loopback address)")
 	fs.StringVar(&cfg.today, "date", time.Now().UTC().Format(time.DateOnly), "date recorded as as_of and compiled")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -82,22 +90,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	var report []string
+	var failed error
 	if cfg.aws {
 		r, err := refreshAWS(ctx, f, cfg, getenv)
-		if err != nil {
-			return err
-		}
 		report = append(report, r...)
+		failed = errors.Join(failed, err)
 	}
 	if cfg.aliyun {
 		r, err := refreshAliyun(ctx, f, cfg, getenv)
-		if err != nil {
-			return err
-		}
 		report = append(report, r...)
+		failed = errors.Join(failed, err)
 	}
 	if cfg.aws || cfg.aliyun {
-		f.AsOf, f.Compiled = cfg.today, cfg.today
+		f.Compiled = cfg.today
+		if failed == nil {
+			f.AsOf = cfg.today
+		}
 	}
 	out, err := catalog.Encode(f)
 	if err != nil {
@@ -110,7 +118,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, line)
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", cfg.file)
-	return nil
+	// Partial failures keep the old rows for what could not be refreshed
+	// and end with a non-zero status.
+	return failed
 }
 
 // cloudOf returns the file's section for a cloud.
