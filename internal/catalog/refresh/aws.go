@@ -63,7 +63,7 @@ func refreshAWS(ctx context.Context, f *catalog.File, cfg options, _ func(string
 		}
 		report = append(report, fmt.Sprintf("aws %s: %d prices refreshed", region.Name, updated))
 		if cfg.zones {
-			r, err := refreshAWSZones(ctx, c, region.Name)
+			r, err := refreshAWSZones(ctx, c, region.Name, cfg.awsEC2Endpoint)
 			if err != nil {
 				failures = append(failures, fmt.Sprintf("aws %s zones: %v", region.Name, err))
 			}
@@ -262,12 +262,16 @@ func skipValue(dec *json.Decoder) error {
 
 // refreshAWSZones asks EC2 which zones of region offer each catalog type and
 // rewrites the rows' zones (and the region's zone list).
-func refreshAWSZones(ctx context.Context, c *catalog.FileCloud, region string) ([]string, error) {
+func refreshAWSZones(ctx context.Context, c *catalog.FileCloud, region, endpoint string) ([]string, error) {
 	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(region))
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS credentials: %w", err)
 	}
-	client := ec2.NewFromConfig(cfg)
+	client := ec2.NewFromConfig(cfg, func(o *ec2.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = awssdk.String(endpoint)
+		}
+	})
 	var types []string
 	for _, p := range c.Prices {
 		if p.Region == region {

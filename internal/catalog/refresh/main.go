@@ -58,6 +58,7 @@ type options struct {
 	today           string
 	awsPriceListURL string
 	aliyunEndpoint  string
+	awsEC2Endpoint  string
 	httpClient      *http.Client
 }
 
@@ -72,6 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.BoolVar(&cfg.zones, "zones", false, "also refresh zones (needs credentials for the selected clouds)")
 	fs.Float64Var(&cfg.cnyPerUSD, "cny-per-usd", 7.2, "exchange rate for Alibaba Cloud quotes in CNY")
 	fs.StringVar(&cfg.awsPriceListURL, "aws-price-list-url", defaultAWSPriceListURL, "AWS price list URL template (%s is the region)")
+	fs.StringVar(&cfg.awsEC2Endpoint, "aws-ec2-endpoint", "", "EC2 endpoint URL override for the zone lookup")
 	fs.StringVar(&cfg.aliyunEndpoint, "aliyun-endpoint", "", "Alibaba Cloud ECS endpoint override (host[:port]; http when it is a loopback address)")
 	fs.StringVar(&cfg.today, "date", time.Now().UTC().Format(time.DateOnly), "date recorded as as_of and compiled")
 	if err := fs.Parse(args); err != nil {

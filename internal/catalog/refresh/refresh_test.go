@@ -271,3 +271,70 @@ func TestRefreshFormatAndUsage(t *testing.T) {
 		t.Errorf("run without flags = %v, want a usage error", err)
 	}
 }
+
+// fakeEC2 answers DescribeInstanceTypeOfferings in the EC2 query protocol.
+func fakeEC2(t *testing.T) *httptest.Server {
+	t.Helper()
+	offered := map[string][]string{
+		"us-east-1": {"g5.xlarge:us-east-1b", "g5.xlarge:us-east-1c", "p4d.24xlarge:us-east-1b"},
+		"us-west-2": {"g5.xlarge:us-west-2b"},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil || r.Form.Get("Action") != "DescribeInstanceTypeOfferings" || r.Form.Get("LocationType") != "availability-zone" {
+			http.Error(w, "unexpected request", http.StatusBadRequest)
+			return
+		}
+		// The SigV4 scope names the region: .../<date>/<region>/ec2/aws4_request.
+		region := ""
+		for _, part := range strings.Split(r.Header.Get("Authorization"), "/") {
+			if strings.HasPrefix(part, "us-") {
+				region = part
+			}
+		}
+		var items strings.Builder
+		for _, o := range offered[region] {
+			typ, zone, _ := strings.Cut(o, ":")
+			items.WriteString("<item><instanceType>" + typ + "</instanceType><locationType>availability-zone</locationType><location>" + zone + "</location></item>")
+		}
+		w.Header().Set("Content-Type", "text/xml")
+		w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><DescribeInstanceTypeOfferingsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>req-1</requestId><instanceTypeOfferingSet>` +
+			items.String() + `</instanceTypeOfferingSet></DescribeInstanceTypeOfferingsResponse>`))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestRefreshAWSZones(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	path := copyCatalog(t)
+	prices, ec2srv := awsPriceServer(t), fakeEC2(t)
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"-aws", "-zones", "-file", path, "-date", "2026-12-04",
+		"-aws-price-list-url", prices.URL + "/%s/index.json", "-aws-ec2-endpoint", ec2srv.URL},
+		func(string) string { return "" }, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, stdout.String())
+	}
+	f := readCatalog(t, path)
+	tests := []struct {
+		region, typ string
+		want        []string
+	}{
+		{"us-east-1", "g5.xlarge", []string{"us-east-1b", "us-east-1c"}},
+		{"us-east-1", "p4d.24xlarge", []string{"us-east-1b"}},
+		{"us-east-1", "g5.2xlarge", []string{"us-east-1a"}}, // offered nowhere now: kept and reported
+		{"us-west-2", "g5.xlarge", []string{"us-west-2b"}},
+	}
+	for _, tt := range tests {
+		if got := price(t, f, "aws", tt.region, tt.typ).Zones; !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s %s zones = %v, want %v", tt.region, tt.typ, got, tt.want)
+		}
+	}
+	if !strings.Contains(stdout.String(), "aws us-east-1: g5.2xlarge is offered in no zone now; kept zones [us-east-1a]") {
+		t.Errorf("report lacks the unoffered type:\n%s", stdout.String())
+	}
+}
