@@ -367,7 +367,10 @@ func TestBadData(t *testing.T) {
 		{"idx missing", func() error { _, err := LoadIDX(filepath.Join(dir, "nope"), labels2, 0); return err }, "nope: open"},
 		{"csv not a number", func() error { _, err := LoadCSV(csvBad, 0, []int{2}, 0); return err }, csvBad + ": line 2 column 2: \"abc\" is not a number"},
 		{"csv wrong width", func() error { _, err := LoadCSV(csvShort, 0, []int{2}, 0); return err }, csvShort + ": line 2 has 1 features"},
-		{"unreadable image", func() error { _, err := LoadImageFolder(filepath.Join(dir, "imgs"), []int{4, 4, 3}, nil, 0); return err }, "broken.png"},
+		{"unreadable image", func() error {
+			_, err := LoadImageFolder(filepath.Join(dir, "imgs"), []int{4, 4, 3}, nil, 0)
+			return err
+		}, "broken.png"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
