@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -20,6 +21,8 @@ import (
 	"github.com/hadron-ai/terraform-provider-hadron/runtime/api"
 	"github.com/hadron-ai/terraform-provider-hadron/runtime/inference"
 	"github.com/hadron-ai/terraform-provider-hadron/runtime/oip"
+	"github.com/hadron-ai/terraform-provider-hadron/runtime/train"
+	"github.com/hadron-ai/terraform-provider-hadron/runtime/train/jobs"
 )
 
 func main() {
@@ -40,6 +43,7 @@ const usage = `usage: hadrond <command> [flags]
 
 commands:
   agent -config FILE [-listen HOST:PORT] [-data-dir DIR]   run the node agent
+  train JOB.hcl                                             run a training job file standalone
   version                                                   print the runtime version
 `
 
@@ -51,6 +55,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "agent":
 		return runAgent(ctx, args[1:], getenv, stderr)
+	case "train":
+		if len(args) != 2 {
+			fmt.Fprint(stderr, "usage: hadrond train JOB.hcl\n")
+			return errUsage
+		}
+		return train.RunFile(ctx, args[1], stdout)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, version.Version)
 		return nil
@@ -119,6 +129,11 @@ func buildServices(cfg agent.Config, log *slog.Logger) ([]api.Service, func() st
 	} else {
 		log.Warn("no ort.library configured: inference routes are not served")
 	}
+	trainJobs, err := jobs.New(jobs.Config{Dir: filepath.Join(cfg.DataDir, "train"), Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	services = append(services, trainJobs)
 	return services, ortVersion, nil
 }
 
