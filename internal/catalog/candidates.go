@@ -14,8 +14,10 @@ const (
 	// readable and a failing apply does not try for ever.
 	DefaultMaxCandidates = 16
 	// DefaultTypesPerRegion is how many instance types (cheapest first) of
-	// one region are tried before moving to the next region.
-	DefaultTypesPerRegion = 2
+	// one region are tried before moving to the next region. Sizes of one
+	// family usually share capacity, so the default moves on to other zones
+	// and regions rather than to a bigger size.
+	DefaultTypesPerRegion = 1
 )
 
 // Placement is one entry of an explicit candidate list: where the user allows
@@ -87,8 +89,10 @@ func (c Candidate) String() string {
 // TypesPerRegion), then the next region of the same cloud (regions ordered by
 // their cheapest offer), then the other clouds (ordered by their cheapest
 // offer). With placements, each placement is expanded the same way and the
-// placements keep the order written. The result is deterministic; a
-// candidate never appears twice.
+// placements keep the order written. MaxCandidates is shared fairly between
+// the clouds (or placements), so that every cloud keeps its best candidates
+// when the list is cut. The result is deterministic; a candidate never
+// appears twice.
 func (c *Catalog) Candidates(req Request) ([]Candidate, error) {
 	maxN := req.MaxCandidates
 	if maxN <= 0 {
@@ -98,34 +102,75 @@ func (c *Catalog) Candidates(req Request) ([]Candidate, error) {
 	if perRegion <= 0 {
 		perRegion = DefaultTypesPerRegion
 	}
-	var out []Candidate
-	seen := map[Candidate]bool{}
-	add := func(cs []Candidate) {
-		for _, cand := range cs {
-			key := cand
-			key.HourlyPrice, key.Estimated = 0, false
-			if len(out) < maxN && !seen[key] {
-				seen[key] = true
-				out = append(out, cand)
-			}
-		}
-	}
+	// Groups are the clouds (without placements) or the placements; the
+	// bound is shared fairly between them so that a cloud or placement with
+	// many zones does not crowd out the fallbacks after it.
+	var groups [][]Candidate
 	if len(req.Placements) == 0 {
 		offers, err := c.Query(req.Filter)
 		if err != nil {
 			return nil, err
 		}
-		add(expand(offers, perRegion, ""))
-		return out, nil
-	}
-	for i, p := range req.Placements {
-		cs, err := c.placementCandidates(req.Filter, p, perRegion)
-		if err != nil {
-			return nil, fmt.Errorf("candidate %d (%s): %w", i+1, p, err)
+		all := expand(offers, perRegion, "")
+		for i, cand := range all {
+			if i == 0 || all[i-1].Cloud != cand.Cloud {
+				groups = append(groups, nil)
+			}
+			groups[len(groups)-1] = append(groups[len(groups)-1], cand)
 		}
-		add(cs)
+	} else {
+		seen := map[Candidate]bool{}
+		for i, p := range req.Placements {
+			cs, err := c.placementCandidates(req.Filter, p, perRegion)
+			if err != nil {
+				return nil, fmt.Errorf("candidate %d (%s): %w", i+1, p, err)
+			}
+			var group []Candidate
+			for _, cand := range cs {
+				key := cand
+				key.HourlyPrice, key.Estimated = 0, false
+				if !seen[key] {
+					seen[key] = true
+					group = append(group, cand)
+				}
+			}
+			groups = append(groups, group)
+		}
 	}
-	return out, nil
+	return fairTruncate(groups, maxN), nil
+}
+
+// fairTruncate keeps at most maxN candidates, in group order: each group
+// first gets an equal share (maxN divided by the number of groups), and the
+// slots a short group leaves unused go to the groups in order.
+func fairTruncate(groups [][]Candidate, maxN int) []Candidate {
+	total := 0
+	for _, g := range groups {
+		total += len(g)
+	}
+	take := make([]int, len(groups))
+	if total <= maxN {
+		for i, g := range groups {
+			take[i] = len(g)
+		}
+	} else {
+		share := maxN / len(groups)
+		left := maxN
+		for i, g := range groups {
+			take[i] = min(len(g), share)
+			left -= take[i]
+		}
+		for i, g := range groups {
+			more := min(len(g)-take[i], left)
+			take[i] += more
+			left -= more
+		}
+	}
+	var out []Candidate
+	for i, g := range groups {
+		out = append(out, g[:take[i]]...)
+	}
+	return out
 }
 
 func (c *Catalog) placementCandidates(f Filter, p Placement, perRegion int) ([]Candidate, error) {

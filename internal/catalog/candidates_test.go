@@ -85,23 +85,91 @@ func TestCandidatesZoneRegionCloudOrder(t *testing.T) {
 
 func TestCandidatesDefaults(t *testing.T) {
 	c := embedded(t)
-	got, err := c.Candidates(Request{Filter: Filter{GPU: mustGPU(t, "A10G:1")}})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		gpu  string
+		want []string
+	}{
+		{
+			// One type per region, sixteen candidates at most.
+			name: "one cloud",
+			gpu:  "A10G:1",
+			want: concat(
+				expect("aws", "g5.xlarge", zonesOf("us-east-1", "abcdf")),
+				expect("aws", "g5.xlarge", zonesOf("us-east-2", "abc")),
+				expect("aws", "g5.xlarge", zonesOf("us-west-2", "abcd")),
+				expect("aws", "g5.xlarge", zonesOf("eu-west-1", "abc")),
+				expect("aws", "g5.xlarge", zonesOf("ap-northeast-1", "a")),
+			),
+		},
+		{
+			// The bound is shared: each cloud keeps eight candidates.
+			name: "two clouds share the bound",
+			gpu:  "A10|A10G:1",
+			want: concat(
+				expect("aws", "g5.xlarge", zonesOf("us-east-1", "abcdf")),
+				expect("aws", "g5.xlarge", zonesOf("us-east-2", "abc")),
+				expect("aliyun", "ecs.gn7i-c8g1.2xlarge", zonesOf("cn-beijing-", "hijkl")),
+				expect("aliyun", "ecs.gn7i-c8g1.2xlarge", zonesOf("cn-hangzhou-", "hij")),
+			),
+		},
 	}
-	// Two types per region, sixteen candidates at most.
-	want := concat(
-		expect("aws", "g5.xlarge", zonesOf("us-east-1", "abcdf")),
-		expect("aws", "g5.2xlarge", zonesOf("us-east-1", "abcdf")),
-		expect("aws", "g5.xlarge", zonesOf("us-east-2", "abc")),
-		expect("aws", "g5.2xlarge", zonesOf("us-east-2", "abc")),
-	)
-	if !reflect.DeepEqual(summary(got), want) {
-		t.Errorf("candidates =\n  %s\nwant\n  %s", strings.Join(summary(got), "\n  "), strings.Join(want, "\n  "))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := Request{Filter: Filter{GPU: mustGPU(t, tt.gpu)}}
+			got, err := c.Candidates(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(summary(got), tt.want) {
+				t.Errorf("candidates =\n  %s\nwant\n  %s", strings.Join(summary(got), "\n  "), strings.Join(tt.want, "\n  "))
+			}
+			again, _ := c.Candidates(req)
+			if !reflect.DeepEqual(got, again) {
+				t.Errorf("Candidates is not deterministic")
+			}
+		})
 	}
-	again, _ := c.Candidates(Request{Filter: Filter{GPU: mustGPU(t, "A10G:1")}})
-	if !reflect.DeepEqual(got, again) {
-		t.Errorf("Candidates is not deterministic")
+}
+
+func TestFairTruncate(t *testing.T) {
+	group := func(name string, n int) []Candidate {
+		var g []Candidate
+		for i := 0; i < n; i++ {
+			g = append(g, Candidate{Cloud: name, Zone: string(rune('a' + i))})
+		}
+		return g
+	}
+	count := func(cs []Candidate) map[string]int {
+		m := map[string]int{}
+		for _, c := range cs {
+			m[c.Cloud]++
+		}
+		return m
+	}
+	tests := []struct {
+		name   string
+		groups [][]Candidate
+		max    int
+		want   map[string]int
+	}{
+		{"fits", [][]Candidate{group("a", 3), group("b", 2)}, 10, map[string]int{"a": 3, "b": 2}},
+		{"equal shares", [][]Candidate{group("a", 10), group("b", 10)}, 8, map[string]int{"a": 4, "b": 4}},
+		{"short group gives its slots to the first", [][]Candidate{group("a", 10), group("b", 1), group("c", 10)}, 9, map[string]int{"a": 5, "b": 1, "c": 3}},
+		{"more groups than slots", [][]Candidate{group("a", 2), group("b", 2), group("c", 2)}, 2, map[string]int{"a": 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := fairTruncate(tt.groups, tt.max)
+			if !reflect.DeepEqual(count(got), tt.want) {
+				t.Errorf("fairTruncate kept %v, want %v", count(got), tt.want)
+			}
+			for i := 1; i < len(got); i++ {
+				if got[i].Cloud < got[i-1].Cloud {
+					t.Errorf("fairTruncate reordered the groups: %v", got)
+				}
+			}
+		})
 	}
 }
 
@@ -156,6 +224,7 @@ func TestCandidatesPlacements(t *testing.T) {
 			placements: []Placement{
 				{Cloud: "aliyun"},
 			},
+			perRegion: 2,
 			want: concat(
 				expect("aliyun", "ecs.ebmgn8is.32xlarge", zonesOf("cn-beijing-", "kl")),
 				expect("aliyun", "ecs.gn8is-8x.32xlarge", zonesOf("cn-beijing-", "kl")),
@@ -171,7 +240,7 @@ func TestCandidatesPlacements(t *testing.T) {
 			name:       "duplicates dropped",
 			filter:     a10,
 			placements: []Placement{{Cloud: "aws", Region: "us-east-1", Zone: "us-east-1a"}, {Cloud: "aws", Region: "us-east-1", Zone: "us-east-1a"}},
-			want:       []string{"aws us-east-1a g5.xlarge", "aws us-east-1a g5.2xlarge"},
+			want:       []string{"aws us-east-1a g5.xlarge"},
 		},
 		{
 			name:       "explicit zone outside the static table is trusted",
