@@ -198,6 +198,7 @@ func (f *Fake) writeError(w http.ResponseWriter, requestID string, e *apiError) 
 		return
 	}
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.Header().Set("X-Amzn-Requestid", requestID)
 	w.WriteHeader(e.status)
 	_, _ = w.Write([]byte(xml.Header))
 	_, _ = w.Write(b)
@@ -214,6 +215,7 @@ func (f *Fake) writeXML(w http.ResponseWriter, action, requestID string, out res
 		return
 	}
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.Header().Set("X-Amzn-Requestid", requestID)
 	_, _ = w.Write(buf.Bytes())
 }
 

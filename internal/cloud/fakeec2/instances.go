@@ -280,7 +280,16 @@ func (f *Fake) validateRun(req *request) (runParams, *apiError) {
 		p.zone = sn.Zone
 	} else {
 		if p.zone == "" {
+			// Like EC2, pick a zone that has capacity when none is asked for.
 			p.zone = zones[0]
+			for _, z := range zones {
+				try := p
+				try.zone = z
+				if !f.hasCapacityFault(try) {
+					p.zone = z
+					break
+				}
+			}
 		}
 		for _, sn := range f.subnets {
 			if sn.Region == region && sn.Zone == p.zone {
@@ -389,38 +398,51 @@ func (f *Fake) validateRun(req *request) (runParams, *apiError) {
 	return p, nil
 }
 
-// capacityFault returns the capacity error an injected fault gives p, if any.
-func (f *Fake) capacityFault(p runParams) *apiError {
+func (f *Fake) hasCapacityFault(p runParams) bool {
+	return f.matchCapacity(p) >= 0
+}
+
+// matchCapacity returns the index of the first capacity fault matching p, or -1.
+func (f *Fake) matchCapacity(p runParams) int {
 	market := "on-demand"
 	if p.spot {
 		market = "spot"
 	}
-	for i := range f.faults.Capacity {
-		c := &f.faults.Capacity[i]
+	for i, c := range f.faults.Capacity {
 		if (c.Zone != "" && c.Zone != p.zone) || (c.InstanceType != "" && c.InstanceType != p.instanceType) ||
 			(c.Market != "" && c.Market != market) {
 			continue
 		}
-		code, msg := c.Code, c.Message
-		if code == "" {
-			code = "InsufficientInstanceCapacity"
-		}
-		if msg == "" {
-			msg = capacityMessage(code, p)
-		}
-		status := http.StatusBadRequest
-		if code == "InsufficientInstanceCapacity" {
-			status = http.StatusInternalServerError // as EC2 answers it
-		}
-		if c.Count > 0 {
-			c.Count--
-			if c.Count == 0 {
-				f.faults.Capacity = append(f.faults.Capacity[:i], f.faults.Capacity[i+1:]...)
-			}
-		}
-		return errf(status, code, "%s", msg)
+		return i
 	}
-	return nil
+	return -1
+}
+
+// capacityFault returns the capacity error an injected fault gives p, if any.
+func (f *Fake) capacityFault(p runParams) *apiError {
+	i := f.matchCapacity(p)
+	if i < 0 {
+		return nil
+	}
+	c := &f.faults.Capacity[i]
+	code, msg := c.Code, c.Message
+	if code == "" {
+		code = "InsufficientInstanceCapacity"
+	}
+	if msg == "" {
+		msg = capacityMessage(code, p)
+	}
+	status := http.StatusBadRequest
+	if code == "InsufficientInstanceCapacity" {
+		status = http.StatusInternalServerError // as EC2 answers it
+	}
+	if c.Count > 0 {
+		c.Count--
+		if c.Count == 0 {
+			f.faults.Capacity = append(f.faults.Capacity[:i], f.faults.Capacity[i+1:]...)
+		}
+	}
+	return errf(status, code, "%s", msg)
 }
 
 func capacityMessage(code string, p runParams) string {
