@@ -19,6 +19,8 @@ import (
 	"github.com/hadron-ai/terraform-provider-hadron/internal/version"
 	"github.com/hadron-ai/terraform-provider-hadron/runtime/agent"
 	"github.com/hadron-ai/terraform-provider-hadron/runtime/api"
+	"github.com/hadron-ai/terraform-provider-hadron/runtime/command"
+	"github.com/hadron-ai/terraform-provider-hadron/runtime/files"
 	"github.com/hadron-ai/terraform-provider-hadron/runtime/inference"
 	"github.com/hadron-ai/terraform-provider-hadron/runtime/oip"
 	"github.com/hadron-ai/terraform-provider-hadron/runtime/train"
@@ -109,7 +111,15 @@ func runAgent(ctx context.Context, args []string, getenv func(string) string, st
 
 // buildServices constructs the agent's services from its typed config.
 func buildServices(cfg agent.Config, log *slog.Logger) ([]api.Service, func() string, error) {
-	var services []api.Service
+	fsvc, err := files.New(filepath.Join(cfg.DataDir, "files"), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	csvc, err := command.New(filepath.Join(cfg.DataDir, "commands"), log)
+	if err != nil {
+		return nil, nil, err
+	}
+	services := []api.Service{fsvc, csvc}
 	ortVersion := func() string { return "" }
 	if cfg.ORT != nil && cfg.ORT.Library != "" {
 		inf, err := oip.New(oip.Config{
