@@ -370,7 +370,7 @@ func TestLookupZonesAndPrice(t *testing.T) {
 	if _, ok := c.ZonesFor("aws", "cn-hangzhou"); ok {
 		t.Errorf("ZonesFor(aws, cn-hangzhou) ok, want not found")
 	}
-	if err := c.ValidateZone("aws", "us-east-1", "us-east-1c"); err != nil {
+	if err := c.ValidateZone("AWS", "us-east-1", "us-east-1c"); err != nil {
 		t.Errorf("ValidateZone(us-east-1c) = %v", err)
 	}
 	if got := c.Regions("aws"); !reflect.DeepEqual(got, []string{"ap-northeast-1", "eu-west-1", "us-east-1", "us-east-2", "us-west-2"}) {

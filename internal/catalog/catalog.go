@@ -150,6 +150,7 @@ func (c *Catalog) ZonesFor(cloud, region string) (zones []string, ok bool) {
 // ValidateZone returns nil when zone belongs to region, otherwise an error
 // that lists the region's zones.
 func (c *Catalog) ValidateZone(cloud, region, zone string) error {
+	cloud = strings.ToLower(strings.TrimSpace(cloud))
 	if err := c.validateRegion(cloud, region); err != nil {
 		return err
 	}

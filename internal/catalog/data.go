@@ -188,12 +188,13 @@ func Encode(f *File) ([]byte, error) {
 		return nil, err
 	}
 	var b bytes.Buffer
+	var encErr error
 	line := func(v any) string {
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
-		if err := enc.Encode(v); err != nil {
-			panic(err) // only plain structs and strings are encoded
+		if err := enc.Encode(v); err != nil && encErr == nil {
+			encErr = fmt.Errorf("encoding catalog: %w", err)
 		}
 		return spaced(strings.TrimSuffix(buf.String(), "\n"))
 	}
@@ -239,6 +240,9 @@ func Encode(f *File) ([]byte, error) {
 		b.WriteString("\n")
 	}
 	b.WriteString("  ]\n}\n")
+	if encErr != nil {
+		return nil, encErr
+	}
 	return b.Bytes(), nil
 }
 
