@@ -445,6 +445,13 @@ func (r *createRun) try(ctx context.Context, cand cloud.Candidate) (*cloud.Insta
 		resp, err := call(ctx, r.b, "RunInstances", func() (*ecs.RunInstancesResponse, error) {
 			return rr.c.RunInstances(r.runRequest(cand, zone, vsw.VSwitchId, image, sgIDs, keyName, tags, token))
 		})
+		var apiErr *APIError
+		if errors.As(err, &apiErr) && apiErr.Code == "IdempotentParameterMismatch" && token != "" {
+			// The token was spent on an earlier instance with other parameters
+			// (for example its managed security group was deleted with it);
+			// adopt found no live instance of this key, so step past it.
+			continue
+		}
 		if err != nil {
 			return fail(err)
 		}

@@ -110,7 +110,7 @@ func (s *Server) SetStock(region, zone, instanceType string, inStock bool) {
 
 // FailRunInstances makes RunInstances fail with code for a zone and instance
 // type ("" type: every type) while DescribeAvailableResource still reports
-// stock, e.g. QuotaExceed.ElasticQuota. A code containing "NotSupported" also
+// stock, e.g. QuotaExceed.ElasticQuota. InvalidInstanceType.NotSupported also
 // hides the zone from DescribeAvailableResource for that type. An empty code
 // removes the fault.
 func (s *Server) FailRunInstances(zone, instanceType, code string) {

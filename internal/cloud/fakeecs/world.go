@@ -711,7 +711,7 @@ func (w *world) describeAvailableResource(p map[string]string) (map[string]any, 
 		var supported []map[string]any
 		anyStock := false
 		if typ != "" {
-			if strings.Contains(w.runError(region, z, typ), "NotSupported") {
+			if w.runError(region, z, typ) == "InvalidInstanceType.NotSupported" {
 				continue // the type is not offered in this zone at all
 			}
 			status, cat := "Available", "WithStock"
