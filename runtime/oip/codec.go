@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"strconv"
 	"unsafe"
 
@@ -219,6 +220,10 @@ func decodeBinary(name string, dt inference.DType, shape []int64, n int64, raw [
 			elems = []string{}
 		}
 		return &inference.Tensor{DType: dt, Shape: shape, Data: elems}, nil
+	}
+	if n > int64(len(raw)) || n*int64(dt.Size()) != int64(len(raw)) {
+		want := new(big.Int).Mul(big.NewInt(n), big.NewInt(int64(dt.Size())))
+		return nil, badRequest("input %q: shape %v of %s needs %s bytes of binary data, got %d", name, shape, dt, want, len(raw))
 	}
 	if want := n * int64(dt.Size()); int64(len(raw)) != want {
 		return nil, badRequest("input %q: shape %v of %s needs %d bytes of binary data, got %d", name, shape, dt, want, len(raw))
