@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -28,6 +29,13 @@ const (
 
 // Arches are the node architectures a bundle can carry, as Go names them.
 var supportedArches = []string{"amd64", "arm64"}
+
+// crossCC and crossPackage name the C cross compilers (and their Debian
+// packages) used when building for the other architecture.
+var (
+	crossCC      = map[string]string{"amd64": "x86_64-linux-gnu-gcc", "arm64": "aarch64-linux-gnu-gcc"}
+	crossPackage = map[string]string{"amd64": "gcc-x86-64-linux-gnu", "arm64": "gcc-aarch64-linux-gnu"}
+)
 
 // DefaultVersionVar is the linker variable that holds the runtime version.
 const DefaultVersionVar = "github.com/hadron-ai/terraform-provider-hadron/internal/version.Version"
@@ -233,9 +241,15 @@ type BuildOptions struct {
 	// VersionVar is the -X linker target for the version; default
 	// DefaultVersionVar.
 	VersionVar string
-	// CGO builds with CGO_ENABLED=1 (needs a C cross compiler for other
-	// architectures); the default is a static CGO_ENABLED=0 build.
-	CGO bool
+	// NoCGO builds with CGO_ENABLED=0. hadrond's inference links
+	// onnxruntime_go, which needs cgo, so the default is CGO_ENABLED=1 with
+	// the C compiler from CC.
+	NoCGO bool
+	// CC maps an architecture to its C compiler. Default: the go tool's own
+	// for this machine's architecture, <triple>-gcc for the other one
+	// (aarch64-linux-gnu-gcc from Debian's gcc-aarch64-linux-gnu,
+	// x86_64-linux-gnu-gcc from gcc-x86-64-linux-gnu).
+	CC map[string]string
 	// GoCommand is the go tool; default "go".
 	GoCommand string
 	// Env is the environment for go build (os.Environ() when nil); CGO_ENABLED,
@@ -243,8 +257,8 @@ type BuildOptions struct {
 	Env []string
 }
 
-// BuildBundle cross-compiles hadrond (CGO_ENABLED=0 GOOS=linux GOARCH=...)
-// for each architecture, copies the ONNX Runtime libraries next to it, and
+// BuildBundle cross-compiles hadrond (GOOS=linux GOARCH=..., with cgo unless
+// NoCGO) for each architecture, copies the ONNX Runtime libraries next to it, and
 // writes manifest.json with the version and each file's sha256.
 func BuildBundle(ctx context.Context, opts BuildOptions) (*Bundle, error) {
 	if opts.Version == "" || opts.OutDir == "" || opts.ModuleDir == "" {
@@ -284,11 +298,22 @@ func BuildBundle(ctx context.Context, opts BuildOptions) (*Bundle, error) {
 			"-ldflags", "-s -w -X "+versionVar+"="+opts.Version,
 			"-o", bin, "./runtime/cmd/hadrond")
 		cmd.Dir = opts.ModuleDir
-		cgo := "CGO_ENABLED=0"
-		if opts.CGO {
-			cgo = "CGO_ENABLED=1"
+		cmd.Env = append(slices.Clip(env), "GOOS=linux", "GOARCH="+arch)
+		if opts.NoCGO {
+			cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
+		} else {
+			cmd.Env = append(cmd.Env, "CGO_ENABLED=1")
+			cc := opts.CC[arch]
+			if cc == "" && arch != runtime.GOARCH {
+				cc = crossCC[arch]
+			}
+			if cc != "" {
+				if _, err := exec.LookPath(cc); err != nil {
+					return nil, fmt.Errorf("building hadrond for linux/%s needs the C cross compiler %s (cgo, for onnxruntime_go): install Debian's %s or set CC: %w", arch, cc, crossPackage[arch], err)
+				}
+				cmd.Env = append(cmd.Env, "CC="+cc)
+			}
 		}
-		cmd.Env = append(slices.Clip(env), cgo, "GOOS=linux", "GOARCH="+arch)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
