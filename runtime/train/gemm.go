@@ -172,3 +172,11 @@ func kernelGo(k int, a, b, c []float32, ldc int) {
 		}
 	}
 }
+
+// KernelName names the matrix-multiply micro-kernel this CPU uses.
+func KernelName() string {
+	if haveFMA() {
+		return "avx2-fma-6x16"
+	}
+	return "portable-go-6x16"
+}
