@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -257,8 +256,6 @@ type cliProfile struct {
 	StsRegion       string `json:"sts_region"`
 }
 
-var profileNameRE = regexp.MustCompile(`^[A-Za-z0-9_.@-]+$`)
-
 func profileProvider(path, name string) (credentials.CredentialsProvider, string, error) {
 	if path == "" {
 		return nil, "", errors.New("reading aliyun CLI profile: no home directory to find ~/.aliyun/config.json")
@@ -290,9 +287,6 @@ func profileProvider(path, name string) (credentials.CredentialsProvider, string
 		return nil, "", fmt.Errorf("aliyun CLI profile %q not found in %s", name, path)
 	}
 	source := "profile " + name
-	if !profileNameRE.MatchString(name) {
-		source = "profile"
-	}
 	switch p.Mode {
 	case "", "AK":
 		if p.AccessKeyID == "" || p.AccessKeySecret == "" {

@@ -64,7 +64,7 @@ func IsKnownZone(region, zone string) bool {
 
 var (
 	regionRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+(-[0-9]+)?$`)
-	zoneTailRE = regexp.MustCompile(`^-?[a-z]$`)
+	zoneLetterRE = regexp.MustCompile(`^[a-z]$`)
 )
 
 // ValidateRegion checks the shape of a region id (cn-hangzhou, ap-southeast-1).
@@ -79,8 +79,8 @@ func ValidateRegion(region string) error {
 }
 
 // ValidateZone checks that zone (when not empty) belongs to region: zones are
-// the region id plus "-x" in mainland China (cn-hangzhou-h) or plus "x"
-// elsewhere (ap-southeast-1a). Zones missing from the built-in table are
+// the region id plus "-x" (cn-hangzhou-h) or, for regions ending in a digit,
+// plus "x" (ap-southeast-1a). Zones missing from the built-in table are
 // accepted when their shape fits, because new zones open over time.
 func ValidateZone(region, zone string) error {
 	if err := ValidateRegion(region); err != nil {
@@ -89,7 +89,13 @@ func ValidateZone(region, zone string) error {
 	if zone == "" || IsKnownZone(region, zone) {
 		return nil
 	}
-	if rest, ok := strings.CutPrefix(zone, region); ok && zoneTailRE.MatchString(rest) {
+	// Regions ending in a digit append the zone letter (ap-southeast-1a),
+	// the others a dash and the letter (cn-hangzhou-h).
+	sep := "-"
+	if last := region[len(region)-1]; last >= '0' && last <= '9' {
+		sep = ""
+	}
+	if rest, ok := strings.CutPrefix(zone, region+sep); ok && zoneLetterRE.MatchString(rest) {
 		return nil
 	}
 	msg := fmt.Sprintf("zone %q is not in region %q", zone, region)
