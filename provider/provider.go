@@ -215,6 +215,7 @@ func (p *hadronProvider) Resources(_ context.Context) []func() resource.Resource
 	return []func() resource.Resource{
 		NewGPUInstanceResource,
 		NewModelEndpointResource,
+		NewTrainingJobResource,
 	}
 }
 

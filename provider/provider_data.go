@@ -133,18 +133,23 @@ func (d *providerData) cloudConfigured(name string) bool {
 // agentFor returns a client for the agent of a node created by
 // hadron_gpu_instance, found by instance id.
 func (d *providerData) agentFor(ctx context.Context, instanceID string) (*agentclient.Client, error) {
-	cloudName := "local"
+	c, _, err := d.node(ctx, instanceID)
+	return c, err
+}
+
+// node returns a client for a node's agent and what the cloud knows of it.
+func (d *providerData) node(ctx context.Context, instanceID string) (*agentclient.Client, *cloud.Instance, error) {
 	if !strings.HasPrefix(instanceID, "local-") {
-		return nil, fmt.Errorf("instance %s: reaching the agent of a cloud node needs the SSH bootstrap, "+
+		return nil, nil, fmt.Errorf("instance %s: reaching the agent of a cloud node needs the SSH bootstrap, "+
 			"which this build does not have yet; use instances with cloud = \"local\"", instanceID)
 	}
-	b, err := d.backend(ctx, cloudName)
+	b, err := d.backend(ctx, "local")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	inst, err := b.Get(ctx, instanceID)
 	if err != nil {
-		return nil, fmt.Errorf("instance %s: %w", instanceID, err)
+		return nil, nil, fmt.Errorf("instance %s: %w", instanceID, err)
 	}
-	return agentclient.New(inst.Endpoint, inst.Token), nil
+	return agentclient.New(inst.Endpoint, inst.Token), inst, nil
 }

@@ -75,6 +75,11 @@ func (c *Client) Node(ctx context.Context) (*Node, error) {
 // Do sends a JSON request (in may be nil) and decodes a JSON answer into out
 // (may be nil). Non-2xx answers become *Error carrying the agent's message.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	return c.DoWithHeaders(ctx, method, path, nil, in, out)
+}
+
+// DoWithHeaders is Do with extra request headers.
+func (c *Client) DoWithHeaders(ctx context.Context, method, path string, headers map[string]string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -90,6 +95,15 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	for k, v := range headers {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
+	}
+	return c.send(req, method, path, out)
+}
+
+func (c *Client) send(req *http.Request, method, path string, out any) error {
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
