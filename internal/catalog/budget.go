@@ -25,6 +25,7 @@ type BudgetError struct {
 	Top []Cost
 }
 
+// Error names the total, the budget, the excess and the biggest contributors.
 func (e *BudgetError) Error() string {
 	parts := make([]string, len(e.Top))
 	for i, c := range e.Top {

@@ -30,6 +30,7 @@ type Placement struct {
 	InstanceType string
 }
 
+// String renders the placement's set fields, e.g. "aws us-east-1".
 func (p Placement) String() string {
 	var parts []string
 	for _, s := range []string{p.Cloud, p.Region, p.Zone, p.InstanceType} {
@@ -74,6 +75,8 @@ func (c Candidate) CloudCandidate() cloud.Candidate {
 	return cloud.Candidate{Region: c.Region, Zone: c.Zone, InstanceType: c.InstanceType, Spot: c.Spot, HourlyPrice: c.HourlyPrice}
 }
 
+// String renders a candidate for plans and messages:
+// "aws us-east-1a g5.xlarge (on-demand, $1.006/h)".
 func (c Candidate) String() string {
 	market := "on-demand"
 	if c.Spot {

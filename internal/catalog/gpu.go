@@ -31,6 +31,7 @@ type GPUChoice struct {
 	MinMemoryGiB float64
 }
 
+// String renders the choice as parsed, e.g. "A100-80GB".
 func (c GPUChoice) String() string {
 	if c.MinMemoryGiB > 0 {
 		return fmt.Sprintf("%s-%sGB", c.Model, strconv.FormatFloat(c.MinMemoryGiB, 'f', -1, 64))

@@ -18,6 +18,7 @@ const (
 	AnyMarket
 )
 
+// String returns "on-demand", "spot" or "any".
 func (m Market) String() string {
 	switch m {
 	case Spot:
@@ -84,6 +85,8 @@ type NoMatchError struct {
 	Available []string
 }
 
+// Error renders e.g. "no offer matches: 4 offers with H100:8, none in region
+// cn-hangzhou (available: ap-northeast-1, us-east-1, us-east-2, us-west-2)".
 func (e *NoMatchError) Error() string {
 	avail := ""
 	if len(e.Available) > 0 {
