@@ -30,8 +30,9 @@ fi
 
 say "applying examples/quickstart with $("$tf" version | head -1) (the second run is a no-op)"
 "$tf" -chdir="$dir" apply -auto-approve -input=false -compact-warnings
-endpoint=$("$tf" -chdir="$dir" output -raw endpoint)
+url=$("$tf" -chdir="$dir" output -raw infer_url)
 token=$("$tf" -chdir="$dir" output -raw token)
-say "asking the node's agent directly: GET $endpoint/v1/node"
-curl -fsS -H "Authorization: Bearer $token" "$endpoint/v1/node" && echo
-say "done. The node keeps running; remove it with: make demo-destroy"
+say "asking the endpoint to classify test images: POST $url"
+(cd "$root" && go run ./examples/quickstart/predict -url "$url" -token "$token" -n 10)
+say "done. The node keeps serving; see the outputs with: terraform -chdir=examples/quickstart output"
+say "remove everything with: make demo-destroy"
