@@ -331,7 +331,7 @@ func (r *createRun) adopt(ctx context.Context, cands []cloud.Candidate) (*cloud.
 		if err != nil {
 			return nil, err
 		}
-		found, err := r.b.findInstancesByTag(ctx, rr.c, cand.Region, tagIdemKey, r.spec.IdempotencyKey)
+		found, err := r.b.findInstancesByTag(ctx, rr.c, cand.Region, tagIdemKey, idemTagValue(r.spec.IdempotencyKey))
 		if err != nil {
 			return nil, fmt.Errorf("creating ECS instance %q: %w", r.spec.Name, err)
 		}
@@ -364,6 +364,23 @@ func (r *createRun) adopt(ctx context.Context, cands []cloud.Candidate) (*cloud.
 		}
 	}
 	return nil, nil
+}
+
+// tags are the tags of everything this run creates: cloud.Tags, with an
+// idempotency key too long for an ECS tag value (128) replaced by its digest.
+func (r *createRun) tags() map[string]string {
+	t := cloud.Tags(r.spec)
+	if v, ok := t[tagIdemKey]; ok {
+		t[tagIdemKey] = idemTagValue(v)
+	}
+	return t
+}
+
+func idemTagValue(key string) string {
+	if len(key) <= 128 {
+		return key
+	}
+	return "sha256:" + digest(64, "idempotency-key", key)
 }
 
 // skip is a candidate that cannot be tried, recorded as an attempt.
@@ -429,7 +446,7 @@ func (r *createRun) try(ctx context.Context, cand cloud.Candidate) (*cloud.Insta
 		}
 		keyName = managedKey
 	}
-	tags := cloud.Tags(r.spec)
+	tags := r.tags()
 	if managedSG != "" {
 		tags[tagManagedSG] = managedSG
 	}

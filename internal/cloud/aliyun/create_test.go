@@ -3,6 +3,7 @@ package aliyun
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -458,5 +459,75 @@ func TestCreateHonoursContext(t *testing.T) {
 	_, err = b.Create(ctx, testSpec())
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Create error = %v, want context.DeadlineExceeded", err)
+	}
+}
+
+func TestCreateWithLongIdempotencyKey(t *testing.T) {
+	srv, b := newTestBackend(t)
+	spec := testSpec()
+	spec.IdempotencyKey = strings.Repeat("module.training.hadron_gpu_instance.node[\"a100\"]/", 5)
+	first, err := b.Create(ctxT(t), spec)
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if v := first.Tags[tagIdemKey]; len(v) > 128 || !strings.HasPrefix(v, "sha256:") {
+		t.Errorf("idempotency tag = %q, want a digest within ECS's 128 characters", v)
+	}
+	again, err := b.Create(ctxT(t), spec)
+	if err != nil || again.ID != first.ID || len(srv.AllInstances()) != 1 {
+		t.Errorf("second Create = %v, %v with %d instances; want the same instance", again, err, len(srv.AllInstances()))
+	}
+}
+
+func TestCreateConcurrently(t *testing.T) {
+	srv, b := newTestBackend(t)
+	ctx := ctxT(t)
+	const n = 4
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			spec := testSpec(hz(zoneH), hz(zoneI))
+			spec.Name = fmt.Sprintf("node-%d", i)
+			spec.IdempotencyKey = fmt.Sprintf("hadron_gpu_instance.node[%d]", i)
+			inst, err := b.Create(ctx, spec)
+			if err == nil {
+				err = b.Delete(ctx, inst.ID)
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if all := srv.AllInstances(); len(all) != n {
+		t.Errorf("instances created = %d, want %d", len(all), n)
+	}
+	if live, sgs := srv.Instances(), srv.SecurityGroups(); len(live) != 0 || len(sgs) != 0 {
+		t.Errorf("left %d instances and %d security groups, want none", len(live), len(sgs))
+	}
+}
+
+func TestCreateAgainstInstantFake(t *testing.T) {
+	srv := fakeecs.Start(fakeecs.Options{Instant: true})
+	t.Cleanup(srv.Close)
+	// Default poll interval: an instant fake must not make Create wait for it.
+	b, err := NewWithEnv(context.Background(), Config{
+		Region: "cn-hangzhou", AccessKeyID: fakeecs.TestAccessKeyID, AccessKeySecret: fakeecs.TestAccessKeySecret, Endpoint: srv.URL,
+	}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	inst, err := b.Create(ctx, testSpec())
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if err := b.Delete(ctx, inst.ID); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if n := srv.CallCount("DescribeInstances"); n > 8 {
+		t.Errorf("DescribeInstances calls = %d, want a handful (no polling)", n)
 	}
 }

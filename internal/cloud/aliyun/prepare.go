@@ -226,7 +226,7 @@ func (r *createRun) securityGroup(ctx context.Context, rr *regionRun, vpc string
 	}
 	spec := r.spec
 	token := digest(64, "sg", spec.IdempotencyKey, rr.region, vpc)
-	tags := cloud.Tags(spec)
+	tags := r.tags()
 	keys := sortedKeys(tags)
 	t := make([]ecs.CreateSecurityGroupTag, 0, len(keys))
 	for _, k := range keys {
@@ -292,7 +292,7 @@ func (r *createRun) keyPair(ctx context.Context, rr *regionRun) (string, error) 
 	}
 	spec := r.spec
 	name := "hadron-" + digest(20, "key", spec.IdempotencyKey, strings.TrimSpace(spec.SSHPublicKey))
-	tags := cloud.Tags(spec)
+	tags := r.tags()
 	keys := sortedKeys(tags)
 	t := make([]ecs.ImportKeyPairTag, 0, len(keys))
 	for _, k := range keys {

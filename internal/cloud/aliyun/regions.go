@@ -63,7 +63,7 @@ func IsKnownZone(region, zone string) bool {
 }
 
 var (
-	regionRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+(-[0-9]+)?$`)
+	regionRE     = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+(-[0-9]+)?$`)
 	zoneLetterRE = regexp.MustCompile(`^[a-z]$`)
 )
 

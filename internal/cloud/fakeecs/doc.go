@@ -9,13 +9,13 @@
 // Supported actions: RunInstances, DescribeInstances, DeleteInstance,
 // DescribeAvailableResource, DescribeImages, DescribeVSwitches,
 // CreateSecurityGroup, AuthorizeSecurityGroup, DeleteSecurityGroup,
-// DescribeSecurityGroups, ImportKeyPair, DeleteKeyPairs, DescribeKeyPairs,
-// TagResources and UntagResources.
+// ImportKeyPair, DeleteKeyPairs, TagResources and UntagResources.
 //
 // Instances move through Pending -> Starting -> Running when they are
 // described, and Stopping -> Deleted -> released after DeleteInstance, one
 // state per Options.StepsPerState DescribeInstances calls that see them, so
-// tests are fast and deterministic without clocks. RunInstances honours
+// tests are fast and deterministic without clocks (Options.Instant skips the
+// transitional states altogether, for clients that poll slowly). RunInstances honours
 // ClientToken (same token and parameters: same instance, even after it was
 // released; same token with other parameters: IdempotentParameterMismatch).
 //

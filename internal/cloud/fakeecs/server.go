@@ -42,6 +42,9 @@ type Options struct {
 	// StepsPerState is how many DescribeInstances calls an instance spends in
 	// each transitional state (Pending, Starting, Stopping, Deleted); default 1.
 	StepsPerState int
+	// Instant creates instances Running and releases them at once on
+	// DeleteInstance, for clients with slow polling (the provider's defaults).
+	Instant bool
 	// Now is the clock for timestamps and the signature's Timestamp check;
 	// nil means time.Now.
 	Now func() time.Time

@@ -335,6 +335,23 @@ func readTags(p map[string]string) map[string]string {
 	return tags
 }
 
+// checkTags applies ECS's tag rules: at most 20, keys of 1-128 and values of
+// at most 128 characters, no "aliyun" or "acs:" key prefix.
+func checkTags(tags map[string]string) *apiError {
+	if len(tags) > 20 {
+		return errorf(http.StatusBadRequest, "InvalidTagCount", "A resource can have at most 20 tags, got %d.", len(tags))
+	}
+	for k, v := range tags {
+		if len(k) > 128 || strings.HasPrefix(k, "aliyun") || strings.HasPrefix(k, "acs:") || strings.Contains(k, "http://") || strings.Contains(k, "https://") {
+			return errorf(http.StatusBadRequest, "InvalidTagKey.Malformed", "The specified tag key %q is not valid.", k)
+		}
+		if len(v) > 128 || strings.Contains(v, "http://") || strings.Contains(v, "https://") {
+			return errorf(http.StatusBadRequest, "InvalidTagValue.Malformed", "The specified tag value of %q is not valid.", k)
+		}
+	}
+	return nil
+}
+
 func tagList(tags map[string]string) []map[string]string {
 	keys := make([]string, 0, len(tags))
 	for k := range tags {
@@ -462,8 +479,8 @@ func (w *world) runInstances(p map[string]string) (map[string]any, *apiError) {
 		}
 	}
 	tags := readTags(p)
-	if len(tags) > 20 {
-		return nil, errorf(http.StatusBadRequest, "InvalidTagCount", "An instance can have at most 20 tags, got %d.", len(tags))
+	if aerr := checkTags(tags); aerr != nil {
+		return nil, aerr
 	}
 	if !w.inStock(region, zone, typ) {
 		return nil, errorf(http.StatusForbidden, "OperationDenied.NoStock", "The requested resource is sold out in the specified zone; try other types of resources or other regions and zones.")
@@ -492,6 +509,9 @@ func (w *world) runInstances(p map[string]string) (map[string]any, *apiError) {
 			w.ipN++
 			inst.PublicIP = fmt.Sprintf("203.0.113.%d", w.ipN%250+1)
 		}
+	}
+	if w.opts.Instant {
+		inst.Status = "Running"
 	}
 	w.instances[id] = inst
 	w.order = append(w.order, id)
@@ -685,6 +705,9 @@ func (w *world) deleteInstance(p map[string]string) (map[string]any, *apiError) 
 		}
 	}
 	in.Status, in.steps = "Stopping", 0
+	if w.opts.Instant {
+		in.Status, in.Released = "Deleted", true
+	}
 	return map[string]any{}, nil
 }
 
@@ -866,9 +889,13 @@ func (w *world) createSecurityGroup(p map[string]string) (map[string]any, *apiEr
 	if vpc == "" || w.vpcs[region] != vpc {
 		return nil, errorf(http.StatusNotFound, "InvalidVpcId.NotFound", "The specified VpcId %q does not exist.", vpc)
 	}
+	tags := readTags(p)
+	if aerr := checkTags(tags); aerr != nil {
+		return nil, aerr
+	}
 	w.sgN++
 	id := fmt.Sprintf("sg-%s%018x", regionCode(region), w.sgN)
-	w.sgs[id] = &SecurityGroup{ID: id, Region: region, VpcID: vpc, Name: p["SecurityGroupName"], Tags: readTags(p)}
+	w.sgs[id] = &SecurityGroup{ID: id, Region: region, VpcID: vpc, Name: p["SecurityGroupName"], Tags: tags}
 	if tok := p["ClientToken"]; tok != "" {
 		w.sgTokens[region+"|"+tok] = id
 	}
@@ -986,7 +1013,11 @@ func (w *world) importKeyPair(p map[string]string) (map[string]any, *apiError) {
 	for i, b := range sum {
 		hexes[i] = fmt.Sprintf("%02x", b)
 	}
-	kp := &KeyPair{Region: region, Name: name, Fingerprint: strings.Join(hexes, ":"), PublicKey: body, Tags: readTags(p)}
+	tags := readTags(p)
+	if aerr := checkTags(tags); aerr != nil {
+		return nil, aerr
+	}
+	kp := &KeyPair{Region: region, Name: name, Fingerprint: strings.Join(hexes, ":"), PublicKey: body, Tags: tags}
 	w.keyPairs[region+"|"+name] = kp
 	return map[string]any{"KeyPairName": name, "KeyPairFingerPrint": kp.Fingerprint}, nil
 }
@@ -1038,6 +1069,9 @@ func (w *world) tagResources(p map[string]string) (map[string]any, *apiError) {
 		return nil, aerr
 	}
 	tags := readTags(p)
+	if aerr := checkTags(tags); aerr != nil {
+		return nil, aerr
+	}
 	for _, in := range ins {
 		n := len(in.Tags)
 		for k := range tags {

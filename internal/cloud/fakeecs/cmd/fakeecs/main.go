@@ -6,7 +6,8 @@
 //
 // Flags: -addr (default 127.0.0.1:0; only loopback addresses are accepted),
 // -access-key-id and -access-key-secret (default the fakeecs test
-// credentials), -security-token (require this STS token), -steps-per-state.
+// credentials), -security-token (require this STS token), -steps-per-state,
+// -instant (no Pending/Stopping states, for slowly polling clients).
 package main
 
 import (
@@ -42,6 +43,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	secret := fs.String("access-key-secret", fakeecs.TestAccessKeySecret, "access key secret to accept")
 	token := fs.String("security-token", "", "STS security token to require (empty: none)")
 	steps := fs.Int("steps-per-state", 1, "DescribeInstances calls an instance spends in each transitional state")
+	instant := fs.Bool("instant", false, "create instances Running and release them at once on DeleteInstance")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,6 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv := fakeecs.New(fakeecs.Options{
 		Credentials:   []fakeecs.Credential{{AccessKeyID: *keyID, AccessKeySecret: *secret, SecurityToken: *token}},
 		StepsPerState: *steps,
+		Instant:       *instant,
 	})
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
