@@ -26,6 +26,10 @@ type Options struct {
 	// IntraOpThreads is the default intra-op thread count of sessions;
 	// 0 lets ONNX Runtime choose.
 	IntraOpThreads int
+	// Spin lets ONNX Runtime's intra-op threads spin-wait for work between
+	// operators. That shaves latency when ORT has the machine to itself but
+	// starves the HTTP goroutines on small machines, so it is off by default.
+	Spin bool
 	// Logger receives provider decisions; nil discards them.
 	Logger *slog.Logger
 }
@@ -198,4 +202,15 @@ func (rt *Runtime) Close() error {
 	}
 	releaseEnvironment()
 	return errors.Join(errs...)
+}
+
+// RuntimeVersion returns the version of the ONNX Runtime library in use, or
+// "" before any Runtime exists.
+func RuntimeVersion() string {
+	environment.mu.Lock()
+	defer environment.mu.Unlock()
+	if environment.refs == 0 {
+		return ""
+	}
+	return ort.GetVersion()
 }

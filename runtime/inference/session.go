@@ -145,6 +145,16 @@ func (rt *Runtime) newSession(model []byte, sig Signature, provider string, intr
 			return nil, fmt.Errorf("setting inter-op threads: %w", err)
 		}
 	}
+	spin := "0"
+	if rt.opts.Spin {
+		spin = "1"
+	}
+	if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", spin); err != nil {
+		return nil, fmt.Errorf("setting intra-op spinning: %w", err)
+	}
+	if err := so.AddSessionConfigEntry("session.inter_op.allow_spinning", spin); err != nil {
+		return nil, fmt.Errorf("setting inter-op spinning: %w", err)
+	}
 	if provider == ProviderCUDA {
 		co, err := ort.NewCUDAProviderOptions()
 		if err != nil {

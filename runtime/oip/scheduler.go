@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hadron-ai/terraform-provider-hadron/runtime/inference"
@@ -37,6 +38,8 @@ type result struct {
 // `instances` workers each gather queued requests whose inputs agree beyond
 // dimension 0, up to maxBatch rows or until maxDelay has passed since the
 // first, run them as one batch and split the outputs along dimension 0.
+// Unlike a fixed queue delay, a partial batch waits only while another
+// request is being received, so a lone client pays no batching latency.
 type scheduler struct {
 	run       runner
 	maxBatch  int64
@@ -47,6 +50,11 @@ type scheduler struct {
 		Inc()
 		Dec()
 	}
+
+	// arriving counts requests that have reached the handler but are not
+	// queued yet; a batch only waits for more work while some is on its way.
+	arriving atomic.Int64
+	nudge    chan struct{} // signalled when arriving drops to zero
 
 	sem     chan struct{}
 	queue   chan *job
@@ -82,6 +90,7 @@ func newScheduler(r runner, maxBatch int64, maxDelay time.Duration, instances in
 		onExec:   onExec,
 		pending:  pending,
 		sem:      make(chan struct{}, instances),
+		nudge:    make(chan struct{}, instances),
 	}
 	s.batchable = maxBatch > 1 && batchable(r.Signature())
 	if s.batchable {
@@ -94,11 +103,48 @@ func newScheduler(r runner, maxBatch int64, maxDelay time.Duration, instances in
 	return s
 }
 
+// ticket marks a request on its way to the scheduler; see announce.
+type ticket struct {
+	s    *scheduler
+	once sync.Once
+}
+
+// announce tells the batcher that a request is being decoded, so that a
+// partial batch waits (up to maxDelay) for it instead of running at once.
+// The ticket is consumed by infer; release it if the request fails before.
+// The request counts as pending (nv_inference_pending_request_count) until
+// finish.
+func (s *scheduler) announce() *ticket {
+	s.arriving.Add(1)
+	s.pending.Inc()
+	return &ticket{s: s}
+}
+
+// finish ends the request's pending time; call it once, when it is answered.
+func (t *ticket) finish() {
+	t.release()
+	t.s.pending.Dec()
+}
+
+func (t *ticket) release() {
+	if t != nil {
+		t.once.Do(func() {
+			if t.s.arriving.Add(-1) == 0 {
+				for range cap(t.s.nudge) { // one per worker that may be waiting
+					select {
+					case t.s.nudge <- struct{}{}:
+					default:
+					}
+				}
+			}
+		})
+	}
+}
+
 // infer runs one request. Only requests with the same tail shapes are
 // batched together, so batching never changes what a request computes.
-func (s *scheduler) infer(ctx context.Context, inputs map[string]*inference.Tensor, outputs []string) result {
-	s.pending.Inc()
-	defer s.pending.Dec()
+func (s *scheduler) infer(ctx context.Context, t *ticket, inputs map[string]*inference.Tensor, outputs []string) result {
+	defer t.release()
 	j := &job{inputs: inputs, outputs: outputs, enqueued: time.Now(), done: make(chan result, 1)}
 	if s.batchable {
 		j.rows = rowsOf(inputs)
@@ -116,6 +162,7 @@ func (s *scheduler) infer(ctx context.Context, inputs map[string]*inference.Tens
 	}
 	select {
 	case s.queue <- j:
+		t.release()
 	case <-ctx.Done():
 		return result{err: ctx.Err()}
 	}
@@ -181,16 +228,18 @@ func (s *scheduler) worker() {
 		for rows < s.maxBatch {
 			var j *job
 			var ok bool
-			if s.maxDelay > 0 {
-				select {
-				case j, ok = <-s.queue:
-				case <-timer.C:
+			select {
+			case j, ok = <-s.queue:
+			default:
+				// Nothing queued: wait only if a request is on its way.
+				if s.maxDelay <= 0 || s.arriving.Load() == 0 {
 					break collect
 				}
-			} else {
 				select {
 				case j, ok = <-s.queue:
-				default:
+				case <-s.nudge:
+					continue // re-check: the awaited request may have failed
+				case <-timer.C:
 					break collect
 				}
 			}

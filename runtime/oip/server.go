@@ -294,6 +294,8 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer v.release()
+	tk := v.sched.announce()
+	defer tk.finish()
 	ok := false
 	var rows int64 = 1
 	var res result
@@ -344,7 +346,7 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 			rows = n
 		}
 	}
-	res = v.sched.infer(r.Context(), req.Inputs, names)
+	res = v.sched.infer(r.Context(), tk, req.Inputs, names)
 	if res.err != nil {
 		var ie *inference.InputError
 		switch {

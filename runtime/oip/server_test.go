@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -476,50 +477,79 @@ func waitFor(t *testing.T, cond func() bool) {
 
 // TestBatchingNeverChangesResults sends concurrent requests of different
 // batch sizes to a batching model and compares each answer with the same
-// request run alone in-process.
+// request run alone in-process. All requests are held half-sent until every
+// one has reached the server, so that they are batched together.
 func TestBatchingNeverChangesResults(t *testing.T) {
 	e := newEnv(t, oip.Config{})
-	e.load("cnn", "1", cnnModel(t), oip.ModelConfig{MaxBatchSize: 16, MaxQueueDelay: "50ms", Instances: 2})
+	e.load("cnn", "1", cnnModel(t), oip.ModelConfig{MaxBatchSize: 16, MaxQueueDelay: "10s", Instances: 2})
 	sess, err := e.rt.LoadBytes(cnnModel(t), inference.SessionOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sess.Close()
 	const requests = 12
-	var wg sync.WaitGroup
-	errs := make(chan error, requests)
-	for i := 0; i < requests; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			in := cnnInput(1+i%3, i)
-			got, err := inferOnce(e, "cnn", map[string]*inference.Tensor{"image": in}, i%2 == 0, i%2 == 1)
-			if err != nil {
-				errs <- err
-				return
-			}
-			want, err := sess.Run(map[string]*inference.Tensor{"image": in}, nil)
-			if err != nil {
-				errs <- err
-				return
-			}
-			g, w := got["logits"].Data.([]float32), want["logits"].Data.([]float32)
-			if !reflect.DeepEqual(got["logits"].Shape, want["logits"].Shape) {
-				errs <- fmt.Errorf("request %d: shape %v, want %v", i, got["logits"].Shape, want["logits"].Shape)
-				return
-			}
-			for k := range w {
-				if !closeTo(float64(g[k]), float64(w[k]), batchRTol, batchATol) {
-					errs <- fmt.Errorf("request %d logit %d: batched %v, alone %v", i, k, g[k], w[k])
-					return
-				}
-			}
-		}()
+	type answer struct {
+		i    int
+		code int
+		body []byte
+		hdr  http.Header
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
+	answers := make(chan answer, requests)
+	inputs := make([]*inference.Tensor, requests)
+	rests := make([]func(), requests)
+	for i := range requests {
+		inputs[i] = cnnInput(1+i%3, i)
+		body := cnnRequest("", inputs[i])
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequest("POST", e.url+"/v2/models/cnn/infer", pr)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.ContentLength = int64(len(body))
+		go func() {
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				answers <- answer{i: i}
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			answers <- answer{i, resp.StatusCode, b, resp.Header}
+		}()
+		if _, err := pw.Write(body[:10]); err != nil {
+			t.Fatal(err)
+		}
+		rests[i] = func() { _, _ = pw.Write(body[10:]) }
+	}
+	waitFor(t, func() bool {
+		return scrape(t, e)[`nv_inference_pending_request_count{model="cnn",version="1"}`] == requests
+	})
+	for _, rest := range rests {
+		go rest()
+	}
+	for range requests {
+		a := <-answers
+		if a.code != 200 {
+			t.Errorf("request %d: got HTTP %d %s", a.i, a.code, a.body)
+			continue
+		}
+		got, err := decodeResponse(a.hdr, a.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := sess.Run(map[string]*inference.Tensor{"image": inputs[a.i]}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got["logits"].Shape, want["logits"].Shape) {
+			t.Errorf("request %d: shape %v, want %v", a.i, got["logits"].Shape, want["logits"].Shape)
+			continue
+		}
+		g, w := got["logits"].Data.([]float32), want["logits"].Data.([]float32)
+		for k := range w {
+			if !closeTo(float64(g[k]), float64(w[k]), batchRTol, batchATol) {
+				t.Errorf("request %d logit %d: batched %v, alone %v", a.i, k, g[k], w[k])
+				break
+			}
+		}
 	}
 	m := scrape(t, e)
 	execs, reqs := m[`nv_inference_exec_count{model="cnn",version="1"}`], m[`nv_inference_request_success{model="cnn",version="1"}`]
@@ -529,6 +559,7 @@ func TestBatchingNeverChangesResults(t *testing.T) {
 	if got, want := m[`nv_inference_count{model="cnn",version="1"}`], float64(requests/3*(1+2+3)); got != want {
 		t.Errorf("nv_inference_count: got %v, want %v", got, want)
 	}
+	t.Logf("%d requests, %d rows, %v model executions", requests, requests/3*6, execs)
 }
 
 // Batched and single convolutions may sum in a different order inside
@@ -603,18 +634,43 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// TestShutdownDrains starts a request that waits in the batch queue, shuts
-// down, and checks that the request completes and later ones get 503.
+// TestShutdownDrains holds a request in flight (its body half sent), shuts
+// down, and checks that Shutdown waits for it, that it succeeds, and that
+// later requests get 503.
 func TestShutdownDrains(t *testing.T) {
 	e := newEnv(t, oip.Config{})
-	e.load("cnn", "1", cnnModel(t), oip.ModelConfig{MaxBatchSize: 64, MaxQueueDelay: "300ms"})
+	e.load("cnn", "1", cnnModel(t), oip.ModelConfig{})
+	body := cnnRequest("", cnnInput(1, 0))
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest("POST", e.url+"/v2/models/cnn/infer", pr)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.ContentLength = int64(len(body))
 	done := make(chan int)
 	go func() {
-		code, _, _ := e.do("POST", "/v2/models/cnn/infer", cnnRequest("", cnnInput(1, 0)), nil)
-		done <- code
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
 	}()
+	if _, err := pw.Write(body[:len(body)/2]); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, func() bool { return scrape(t, e)[`nv_inference_pending_request_count{model="cnn",version="1"}`] == 1 })
-	if err := e.s.Shutdown(t.Context()); err != nil {
+	shut := make(chan error)
+	go func() { shut <- e.s.Shutdown(t.Context()) }()
+	waitFor(t, func() bool { return !e.s.Ready() })
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) while a request was in flight", err)
+	default:
+	}
+	if _, err := pw.Write(body[len(body)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-shut; err != nil {
 		t.Fatal(err)
 	}
 	// Shutdown returns only after the in-flight request was answered and counted.
@@ -623,9 +679,6 @@ func TestShutdownDrains(t *testing.T) {
 	}
 	if code := <-done; code != 200 {
 		t.Errorf("in-flight request: got %d, want 200", code)
-	}
-	if e.s.Ready() {
-		t.Error("Ready after Shutdown")
 	}
 	if code, _, body := e.do("POST", "/v2/models/cnn/infer", cnnRequest("", cnnInput(1, 0)), nil); code != 503 || !strings.Contains(string(body), "shutting down") {
 		t.Errorf("after shutdown: got %d %s, want 503", code, body)
