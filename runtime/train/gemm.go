@@ -18,9 +18,11 @@ const (
 	gemmNC = 1024
 )
 
-// kernelFunc computes c[i*ldc+j] += sum_p a[p*MR+i] * b[p*NR+j] for a full
-// MR x NR tile, with a and b packed panels of length k*MR and k*NR.
-type kernelFunc func(k int, a, b, c []float32, ldc int)
+// kernelFunc computes c[i*ldc+j] += sum_p a[i*rs+p*ks] * b[p*NR+j] for a
+// full MR x NR tile; b is a packed panel of length k*NR and a is either a
+// packed panel (rs=1, ks=MR) or read in place from A (row-major: rs=lda,
+// ks=1; transposed: rs=1, ks=lda), which saves packing when N is small.
+type kernelFunc func(k int, a []float32, rs, ks int, b, c []float32, ldc int)
 
 // gemm multiplies matrices with reusable packing buffers. A gemm value is
 // not safe for concurrent use; each worker owns one.
@@ -63,29 +65,43 @@ func (g *gemm) mul(transA, transB bool, m, n, k int, a []float32, lda int, b []f
 			g.packBBlock(transB, b, ldb, pc, jc, kc, nc)
 			for ic := 0; ic < m; ic += gemmMC {
 				mc := min(gemmMC, m-ic)
-				g.packABlock(transA, a, lda, ic, pc, mc, kc)
-				g.macro(mc, nc, kc, c[ic*ldc+jc:], ldc)
+				if full := mc / gemmMR * gemmMR; full < mc {
+					// Only the ragged rows are packed (zero-padded to MR).
+					g.packABlock(transA, a, lda, ic+full, pc, mc-full, kc)
+				}
+				g.macro(transA, a, lda, ic, pc, mc, nc, kc, c[ic*ldc+jc:], ldc)
 			}
 		}
 	}
 }
 
-// macro multiplies the packed mc x kc block of A by the packed kc x nc block
-// of B into c (which starts at the block's top-left corner).
-func (g *gemm) macro(mc, nc, kc int, c []float32, ldc int) {
+// macro multiplies rows ic..ic+mc, depth pc..pc+kc of op(A) by the packed
+// kc x nc block of B into c (which starts at the block's top-left corner).
+// Full MR-row slivers of A are read in place; the ragged rest was packed.
+func (g *gemm) macro(transA bool, a []float32, lda, ic, pc, mc, nc, kc int, c []float32, ldc int) {
+	full := mc / gemmMR * gemmMR
 	for jr := 0; jr < nc; jr += gemmNR {
 		nr := min(gemmNR, nc-jr)
 		bp := g.packB[(jr/gemmNR)*kc*gemmNR : (jr/gemmNR+1)*kc*gemmNR]
 		for ir := 0; ir < mc; ir += gemmMR {
 			mr := min(gemmMR, mc-ir)
-			ap := g.packA[(ir/gemmMR)*kc*gemmMR : (ir/gemmMR+1)*kc*gemmMR]
+			var ap []float32
+			var rs, ks int
+			switch {
+			case ir >= full:
+				ap, rs, ks = g.packA[:kc*gemmMR], 1, gemmMR
+			case transA:
+				ap, rs, ks = a[pc*lda+ic+ir:], 1, lda
+			default:
+				ap, rs, ks = a[(ic+ir)*lda+pc:], lda, 1
+			}
 			if mr == gemmMR && nr == gemmNR {
-				g.kernel(kc, ap, bp, c[ir*ldc+jr:], ldc)
+				g.kernel(kc, ap, rs, ks, bp, c[ir*ldc+jr:], ldc)
 				continue
 			}
 			t := g.tile[:]
 			clear(t)
-			g.kernel(kc, ap, bp, t, gemmNR)
+			g.kernel(kc, ap, rs, ks, bp, t, gemmNR)
 			for i := 0; i < mr; i++ {
 				dst := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+nr]
 				src := t[i*gemmNR : i*gemmNR+nr]
@@ -108,11 +124,35 @@ func (g *gemm) packABlock(trans bool, a []float32, lda, ic, pc, mc, kc int) {
 			clear(panel)
 		}
 		if !trans {
+			if mr == gemmMR {
+				// Read the six rows in lockstep so the panel is written sequentially.
+				base := (ic+ir)*lda + pc
+				r0 := a[base : base+kc]
+				r1 := a[base+lda : base+lda+kc]
+				r2 := a[base+2*lda : base+2*lda+kc]
+				r3 := a[base+3*lda : base+3*lda+kc]
+				r4 := a[base+4*lda : base+4*lda+kc]
+				r5 := a[base+5*lda : base+5*lda+kc]
+				panel = panel[:kc*gemmMR]
+				for p := range kc {
+					d := (*[gemmMR]float32)(panel[p*gemmMR : p*gemmMR+gemmMR])
+					d[0], d[1], d[2], d[3], d[4], d[5] = r0[p], r1[p], r2[p], r3[p], r4[p], r5[p]
+				}
+				continue
+			}
 			for i := 0; i < mr; i++ {
 				src := a[(ic+ir+i)*lda+pc : (ic+ir+i)*lda+pc+kc]
 				for p, v := range src {
 					panel[p*gemmMR+i] = v
 				}
+			}
+			continue
+		}
+		if mr == gemmMR {
+			for p := 0; p < kc; p++ {
+				src := (*[gemmMR]float32)(a[(pc+p)*lda+ic+ir : (pc+p)*lda+ic+ir+gemmMR])
+				d := (*[gemmMR]float32)(panel[p*gemmMR : p*gemmMR+gemmMR])
+				d[0], d[1], d[2], d[3], d[4], d[5] = src[0], src[1], src[2], src[3], src[4], src[5]
 			}
 			continue
 		}
@@ -150,15 +190,13 @@ func (g *gemm) packBBlock(trans bool, b []float32, ldb, pc, jc, kc, nc int) {
 }
 
 // kernelGo is the portable micro-kernel.
-func kernelGo(k int, a, b, c []float32, ldc int) {
+func kernelGo(k int, a []float32, rs, ks int, b, c []float32, ldc int) {
 	var acc [gemmMR][gemmNR]float32
-	a = a[:k*gemmMR]
 	b = b[:k*gemmNR]
 	for p := 0; p < k; p++ {
 		bp := (*[gemmNR]float32)(b[p*gemmNR : p*gemmNR+gemmNR])
-		ap := (*[gemmMR]float32)(a[p*gemmMR : p*gemmMR+gemmMR])
 		for i := 0; i < gemmMR; i++ {
-			av := ap[i]
+			av := a[i*rs+p*ks]
 			row := &acc[i]
 			for j := 0; j < gemmNR; j++ {
 				row[j] += av * bp[j]

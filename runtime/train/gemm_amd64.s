@@ -1,14 +1,22 @@
 #include "textflag.h"
 
-// func sgemmKernel6x16(k int, a, b, c *float32, ldc int)
-// c[i*ldc+j] += sum_p a[p*6+i] * b[p*16+j] for i < 6, j < 16.
-TEXT ·sgemmKernel6x16(SB), NOSPLIT, $0-40
+// func sgemmKernel6x16(k int, a *float32, rs, ks int, b, c *float32, ldc int)
+// c[i*ldc+j] += sum_p a[i*rs+p*ks] * b[p*16+j] for i < 6, j < 16.
+// rs and ks are the row and depth strides of A in floats: a packed panel
+// has rs=1, ks=6; a row-major matrix rs=lda, ks=1; a transposed one rs=1, ks=lda.
+TEXT ·sgemmKernel6x16(SB), NOSPLIT, $0-56
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
-	MOVQ b+16(FP), DI
-	MOVQ c+24(FP), DX
-	MOVQ ldc+32(FP), BX
+	MOVQ rs+16(FP), R9
+	SHLQ $2, R9
+	MOVQ ks+24(FP), R10
+	SHLQ $2, R10
+	MOVQ b+32(FP), DI
+	MOVQ c+40(FP), DX
+	MOVQ ldc+48(FP), BX
 	SHLQ $2, BX
+	LEAQ (SI)(R9*2), R8
+	ADDQ R9, R8
 
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
@@ -30,24 +38,25 @@ loop:
 	VMOVUPS      (DI), Y0
 	VMOVUPS      32(DI), Y1
 	VBROADCASTSS (SI), Y2
-	VBROADCASTSS 4(SI), Y3
+	VBROADCASTSS (SI)(R9*1), Y3
 	VFMADD231PS  Y0, Y2, Y4
 	VFMADD231PS  Y1, Y2, Y5
 	VFMADD231PS  Y0, Y3, Y6
 	VFMADD231PS  Y1, Y3, Y7
-	VBROADCASTSS 8(SI), Y2
-	VBROADCASTSS 12(SI), Y3
+	VBROADCASTSS (SI)(R9*2), Y2
+	VBROADCASTSS (R8), Y3
 	VFMADD231PS  Y0, Y2, Y8
 	VFMADD231PS  Y1, Y2, Y9
 	VFMADD231PS  Y0, Y3, Y10
 	VFMADD231PS  Y1, Y3, Y11
-	VBROADCASTSS 16(SI), Y2
-	VBROADCASTSS 20(SI), Y3
+	VBROADCASTSS (R8)(R9*1), Y2
+	VBROADCASTSS (R8)(R9*2), Y3
 	VFMADD231PS  Y0, Y2, Y12
 	VFMADD231PS  Y1, Y2, Y13
 	VFMADD231PS  Y0, Y3, Y14
 	VFMADD231PS  Y1, Y3, Y15
-	ADDQ         $24, SI
+	ADDQ         R10, SI
+	ADDQ         R10, R8
 	ADDQ         $64, DI
 	DECQ         CX
 	JNE          loop

@@ -126,10 +126,11 @@ type replica struct {
 	dcol     []float32
 	grad     []float32
 	inGrad   bool // compute the gradient of the input too (tests)
+	simd     bool // use the AVX2 kernels
 }
 
 func newReplica(m *Model, maxBatch int, portable, skipLast bool) *replica {
-	r := &replica{m: m, maxBatch: maxBatch, g: newGemm(portable), skipLast: skipLast}
+	r := &replica{m: m, maxBatch: maxBatch, g: newGemm(portable), skipLast: skipLast, simd: !portable && haveFMA()}
 	n := len(m.layers)
 	r.acts = make([][]float32, n+1)
 	r.dacts = make([][]float32, n+1)
@@ -197,6 +198,10 @@ func (r *replica) forward(x []float32, n int, train bool, ds dropoutSeed) []floa
 			r.g.mul(false, false, n, l.out.c, l.in.c, in, l.in.c, p[l.wOff:l.wOff+l.wLen], l.out.c, true, out, l.out.c)
 			activate(act, out, l.out.c)
 		case kindPool:
+			if r.simd && fastPool(l) {
+				maxPool2x2(l, in, n, out)
+				continue
+			}
 			maxPool(l, in, n, out, r.idx[i][:len(out)])
 		case kindFlatten:
 			copy(out, in)
@@ -280,6 +285,10 @@ func (r *replica) backward(dOut []float32, n int) {
 				r.g.mul(false, true, n, l.in.c, l.out.c, dy, l.out.c, p[l.wOff:l.wOff+l.wLen], l.out.c, false, dx, l.in.c)
 			}
 		case kindPool:
+			if dx != nil && r.simd && fastPool(l) {
+				maxPool2x2Back(l, in, n, out, dy, dx)
+				continue
+			}
 			if dx != nil {
 				clear(dx)
 				for j, src := range r.idx[i][:len(dy)] {
