@@ -218,8 +218,9 @@ func (b *Backend) SetTags(ctx context.Context, id string, tags map[string]string
 }
 
 // deleteSecurityGroup removes a Hadron-managed security group unless a live
-// instance other than owner still uses it. DependencyViolation (the deleted
-// instance's network interface is not released yet) is retried while wait.
+// instance other than owner still uses it. With wait, DependencyViolation
+// (the deleted instance's network interface is not released yet) is retried
+// for up to the cleanup timeout.
 func (b *Backend) deleteSecurityGroup(ctx context.Context, c *ecs.Client, region, sgID, owner string, wait bool) error {
 	users, err := call(ctx, b, "DescribeInstances", func() (*ecs.DescribeInstancesResponse, error) {
 		req := ecs.CreateDescribeInstancesRequest()
@@ -236,18 +237,31 @@ func (b *Backend) deleteSecurityGroup(ctx context.Context, c *ecs.Client, region
 			return nil // still in use by another instance of this resource
 		}
 	}
-	retryDependency := func(e *APIError) bool { return wait && e.Code == "DependencyViolation" }
-	_, err = call(ctx, b, "DeleteSecurityGroup", func() (*ecs.DeleteSecurityGroupResponse, error) {
-		req := ecs.CreateDeleteSecurityGroupRequest()
-		req.RegionId = region
-		req.SecurityGroupId = sgID
-		return c.DeleteSecurityGroup(req)
-	}, retryDependency)
-	var apiErr *APIError
-	if errors.As(err, &apiErr) && strings.HasPrefix(apiErr.Code, "InvalidSecurityGroupId.NotFound") {
-		return nil
+	ctx, cancel := context.WithTimeout(ctx, b.cleanupTimeout)
+	defer cancel()
+	delay := b.poll
+	for {
+		_, err = call(ctx, b, "DeleteSecurityGroup", func() (*ecs.DeleteSecurityGroupResponse, error) {
+			req := ecs.CreateDeleteSecurityGroupRequest()
+			req.RegionId = region
+			req.SecurityGroupId = sgID
+			return c.DeleteSecurityGroup(req)
+		})
+		var apiErr *APIError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &apiErr) && strings.HasPrefix(apiErr.Code, "InvalidSecurityGroupId.NotFound"):
+			return nil
+		case wait && errors.As(err, &apiErr) && apiErr.Code == "DependencyViolation":
+			if serr := sleep(ctx, delay); serr != nil {
+				return fmt.Errorf("security group %s still in use: %w (%w)", sgID, err, serr)
+			}
+			delay = min(delay*3/2, b.maxPoll)
+		default:
+			return err
+		}
 	}
-	return err
 }
 
 // deleteKeyPair removes a Hadron-managed key pair unless a live instance

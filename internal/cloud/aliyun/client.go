@@ -82,7 +82,9 @@ func call[R any](ctx context.Context, b *Backend, action string, send func() (R,
 		apiErr := toAPIError(action, err)
 		retry := false
 		if apiErr == nil {
-			retry = true // transport error: safe to repeat, mutations carry ClientTokens
+			// Transport error: safe to repeat (mutations carry ClientTokens),
+			// but a wrong endpoint should fail fast.
+			retry = attempt < 3
 			err = fmt.Errorf("ECS %s: %w", action, err)
 		} else {
 			err = apiErr

@@ -51,12 +51,17 @@ type Config struct {
 	Endpoint string
 
 	// PollInterval is the first delay between DescribeInstances polls while
-	// waiting; it grows up to four times this. Default 5s.
-	PollInterval time.Duration
+	// waiting; it grows (x1.5) up to MaxPollInterval. Defaults 5s and 30s.
+	PollInterval    time.Duration
+	MaxPollInterval time.Duration
 	// NotFoundTimeout is how long a freshly created instance may stay
 	// invisible to DescribeInstances (ECS is eventually consistent) before
 	// Create decides it is gone. Default 30s.
 	NotFoundTimeout time.Duration
+	// CleanupTimeout bounds how long Delete retries removing the managed
+	// security group while ECS still reports it in use (DependencyViolation).
+	// Default 5m.
+	CleanupTimeout time.Duration
 	// RetryBaseDelay is the first backoff after throttling or a 5xx;
 	// it doubles per retry up to 20s. Default 1s.
 	RetryBaseDelay time.Duration
@@ -81,7 +86,9 @@ type Backend struct {
 	transport  http.RoundTripper
 
 	poll            time.Duration
+	maxPoll         time.Duration
 	notFoundTimeout time.Duration
+	cleanupTimeout  time.Duration
 	retryBase       time.Duration
 	maxRetries      int
 	bandwidth       int
@@ -123,10 +130,12 @@ func NewWithEnv(_ context.Context, cfg Config, getenv func(string) string) (*Bac
 		transport:       cfg.Transport,
 		poll:            orDuration(cfg.PollInterval, 5*time.Second),
 		notFoundTimeout: orDuration(cfg.NotFoundTimeout, 30*time.Second),
+		cleanupTimeout:  orDuration(cfg.CleanupTimeout, 5*time.Minute),
 		retryBase:       orDuration(cfg.RetryBaseDelay, time.Second),
 		maxRetries:      cfg.MaxRetries,
 		bandwidth:       cfg.PublicBandwidthMbps,
 	}
+	b.maxPoll = max(orDuration(cfg.MaxPollInterval, 30*time.Second), b.poll)
 	if b.maxRetries <= 0 {
 		b.maxRetries = 8
 	}

@@ -129,7 +129,7 @@ func (b *Backend) waitInstanceRunning(ctx context.Context, c *ecs.Client, region
 		if err := sleep(ctx, delay); err != nil {
 			return nil, fmt.Errorf("waiting for ECS instance %s to run: %w", id, err)
 		}
-		delay = min(delay*3/2, 4*b.poll)
+		delay = min(delay*3/2, b.maxPoll)
 	}
 }
 
@@ -150,7 +150,7 @@ func (b *Backend) waitInstanceDeleted(ctx context.Context, c *ecs.Client, region
 		if err := sleep(ctx, delay); err != nil {
 			return fmt.Errorf("waiting for ECS instance %s to be deleted: %w", id, err)
 		}
-		delay = min(delay*3/2, 4*b.poll)
+		delay = min(delay*3/2, b.maxPoll)
 	}
 }
 

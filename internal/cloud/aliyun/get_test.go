@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud/fakeecs"
@@ -166,5 +168,38 @@ func TestBadCredentials(t *testing.T) {
 				t.Errorf("instances = %d, want 0", n)
 			}
 		})
+	}
+}
+
+func TestDeleteGivesUpOnSecurityGroupStillInUse(t *testing.T) {
+	srv, b := newTestBackend(t, func(c *Config) { c.CleanupTimeout = 50 * time.Millisecond })
+	ctx := ctxT(t)
+	inst, err := b.Create(ctx, testSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.InjectErrors("DeleteSecurityGroup", "DependencyViolation", 1<<20)
+	err = b.Delete(ctx, inst.ID)
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Code != "DependencyViolation" || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Delete error = %v, want DependencyViolation after the cleanup timeout", err)
+	}
+	if fi, _ := srv.Instance(inst.ID); !fi.Released {
+		t.Errorf("instance not released")
+	}
+}
+
+func TestUnreachableEndpointFailsFast(t *testing.T) {
+	srv := fakeecs.Start(fakeecs.Options{})
+	url := srv.URL
+	srv.Close() // nothing listens there any more
+	b, err := NewWithEnv(context.Background(), Config{Region: "cn-hangzhou", AccessKeyID: "a", AccessKeySecret: "b",
+		Endpoint: url, RetryBaseDelay: time.Millisecond}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Get(ctxT(t), "i-bp000000000000000000")
+	if err == nil || errors.Is(err, cloud.ErrNotFound) || !strings.Contains(err.Error(), "DescribeInstances") {
+		t.Errorf("Get against a closed endpoint = %v, want a transport error naming the call", err)
 	}
 }
