@@ -1,24 +1,3 @@
-// Package aws is Hadron's Amazon EC2 backend (cloud.Backend) on the AWS SDK
-// for Go v2. SDK types never leave this package.
-//
-// What it gets right, where GPU users of other tools get hurt:
-//   - RunInstances always carries a ClientToken derived from the spec's
-//     idempotency key, the candidate and a generation, so a create retried
-//     after a crash finds the instance instead of launching a second one; a
-//     token whose instance was already terminated (an earlier destroy) steps
-//     to the next generation, deterministically.
-//   - Capacity and limit errors move on to the next candidate; when every
-//     candidate fails, *cloud.AttemptsError lists each attempt with its error
-//     code and request id.
-//   - Throttling and 5xx answers are retried by the SDK's standard retryer
-//     (capacity errors are not, they move on at once); InvalidInstanceID.NotFound
-//     right after launch is tolerated for a bounded time.
-//   - Get reports terminated and shutting-down instances (a reclaimed spot
-//     instance) as cloud.ErrNotFound, and Delete treats them as done.
-//   - IMDSv2 is required; instance, volumes and network interface are tagged;
-//     a managed security group (SSH and the runtime port from the allowed CIDRs
-//     only) and a managed key pair are created when none are given and deleted
-//     with the instance.
 package aws
 
 import (
@@ -104,8 +83,13 @@ type Backend struct {
 	cfg    Config
 	awsCfg awssdk.Config
 
+	clients *clientCache // shared with backends made by WithRegion
+}
+
+// clientCache holds one EC2 client per region.
+type clientCache struct {
 	mu      sync.Mutex
-	clients map[string]*ec2.Client // by region
+	clients map[string]*ec2.Client
 }
 
 var _ cloud.Backend = (*Backend)(nil)
@@ -175,7 +159,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		awsCfg.Credentials = awssdk.NewCredentialsCache(provider)
 	}
 	cfg.Region = awsCfg.Region
-	return &Backend{cfg: cfg, awsCfg: awsCfg, clients: map[string]*ec2.Client{}}, nil
+	return &Backend{cfg: cfg, awsCfg: awsCfg, clients: &clientCache{clients: map[string]*ec2.Client{}}}, nil
 }
 
 // newRetryer is the SDK's standard retryer without the client-side retry
@@ -211,9 +195,7 @@ func (b *Backend) WithRegion(region string) *Backend {
 	}
 	cfg := b.cfg
 	cfg.Region = region
-	awsCfg := b.awsCfg.Copy()
-	awsCfg.Region = region
-	return &Backend{cfg: cfg, awsCfg: awsCfg, clients: map[string]*ec2.Client{}}
+	return &Backend{cfg: cfg, awsCfg: b.awsCfg, clients: b.clients}
 }
 
 // client returns the EC2 client of region ("" is the default region).
@@ -221,9 +203,9 @@ func (b *Backend) client(region string) *ec2.Client {
 	if region == "" {
 		region = b.cfg.Region
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if c, ok := b.clients[region]; ok {
+	b.clients.mu.Lock()
+	defer b.clients.mu.Unlock()
+	if c, ok := b.clients.clients[region]; ok {
 		return c
 	}
 	c := ec2.NewFromConfig(b.awsCfg, func(o *ec2.Options) {
@@ -232,6 +214,6 @@ func (b *Backend) client(region string) *ec2.Client {
 			o.BaseEndpoint = awssdk.String(b.cfg.EC2Endpoint)
 		}
 	})
-	b.clients[region] = c
+	b.clients.clients[region] = c
 	return c
 }
