@@ -531,3 +531,25 @@ func TestCreateAgainstInstantFake(t *testing.T) {
 		t.Errorf("DescribeInstances calls = %d, want a handful (no polling)", n)
 	}
 }
+
+func TestDefaultImageAcrossPages(t *testing.T) {
+	srv, b := newTestBackend(t)
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 150 {
+		srv.AddImage(fmt.Sprintf("centos_stream_9_x64_20G_alibase_%03d.vhd", i), base)
+	}
+	newest := "ubuntu_24_04_x64_20G_alibase_20260301.vhd"
+	srv.AddImage(newest, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+	srv.AddImage("ubuntu_26_10_x64_20G_alibase_20261020.vhd", time.Date(2026, 10, 20, 0, 0, 0, 0, time.UTC)) // interim release
+
+	inst, err := b.Create(ctxT(t), testSpec())
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if fi, _ := srv.Instance(inst.ID); fi.ImageID != newest {
+		t.Errorf("ImageID = %s, want %s from the second page", fi.ImageID, newest)
+	}
+	if n := srv.CallCount("DescribeImages"); n != 2 {
+		t.Errorf("DescribeImages calls = %d, want 2 pages", n)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/ecs"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud"
 )
@@ -159,24 +160,35 @@ func (r *createRun) image(ctx context.Context, rr *regionRun, typ string) (strin
 	if id, ok := rr.images[typ]; ok {
 		return id, nil
 	}
-	resp, err := call(ctx, r.b, "DescribeImages", func() (*ecs.DescribeImagesResponse, error) {
-		req := ecs.CreateDescribeImagesRequest()
-		req.RegionId = rr.region
-		req.ImageOwnerAlias = "system"
-		req.OSType = "linux"
-		req.Architecture = "x86_64"
-		req.ImageName = "ubuntu_*"
-		req.Status = "Available"
-		req.InstanceType = typ
-		req.PageSize = "100"
-		return rr.c.DescribeImages(req)
-	})
-	if err != nil {
-		return "", fmt.Errorf("looking up the default Ubuntu image in %s: %w", rr.region, err)
+	// System images are listed and filtered here (as the alicloud provider's
+	// name_regex does) rather than trusting ImageName's fuzzy matching.
+	var images []ecs.Image
+	requestID := ""
+	for page := 1; page <= 20; page++ {
+		resp, err := call(ctx, r.b, "DescribeImages", func() (*ecs.DescribeImagesResponse, error) {
+			req := ecs.CreateDescribeImagesRequest()
+			req.RegionId = rr.region
+			req.ImageOwnerAlias = "system"
+			req.OSType = "linux"
+			req.Architecture = "x86_64"
+			req.Status = "Available"
+			req.InstanceType = typ
+			req.PageSize = "100"
+			req.PageNumber = requests.NewInteger(page)
+			return rr.c.DescribeImages(req)
+		})
+		if err != nil {
+			return "", fmt.Errorf("looking up the default Ubuntu image in %s: %w", rr.region, err)
+		}
+		requestID = resp.RequestId
+		images = append(images, resp.Images.Image...)
+		if len(resp.Images.Image) == 0 || len(images) >= resp.TotalCount {
+			break
+		}
 	}
-	id := pickUbuntu(resp.Images.Image)
+	id := pickUbuntu(images)
 	if id == "" {
-		return "", fmt.Errorf("no Ubuntu LTS system image for %s in %s (request id %s); set image_id", typ, rr.region, resp.RequestId)
+		return "", fmt.Errorf("no Ubuntu LTS system image for %s in %s (request id %s); set image_id", typ, rr.region, requestID)
 	}
 	rr.images[typ] = id
 	return id, nil

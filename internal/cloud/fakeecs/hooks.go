@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -368,4 +369,17 @@ func hasSuffix(s, suffix string) bool {
 
 func contextWithTimeout(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), d)
+}
+
+// AddImage adds a system image (x86_64 Linux, available in every region);
+// an id starting with "ubuntu" counts as an Ubuntu image.
+func (s *Server) AddImage(id string, created time.Time) {
+	w := s.world
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	platform := "Linux"
+	if strings.HasPrefix(id, "ubuntu") {
+		platform = "Ubuntu"
+	}
+	w.images = append(w.images, image{ID: id, Name: id, OSName: id, Platform: platform, Arch: "x86_64", Created: created})
 }
