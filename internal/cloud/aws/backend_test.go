@@ -729,3 +729,21 @@ func TestCreateRejectsBadSpecs(t *testing.T) {
 		t.Errorf("calls = %d, want none for invalid specs", n)
 	}
 }
+
+func TestCreateWithLongKeyAndOddName(t *testing.T) {
+	b, srv := setup(t, fakeec2.Config{})
+	spec := baseSpec("gpu's node <1> ~ä")
+	spec.IdempotencyKey = strings.Repeat("k", 300)
+	first, err := b.Create(testCtx(t), spec)
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	fi, _ := srv.Instance(first.ID)
+	if v := fi.Tags[TagIdempotencyKey]; !strings.HasPrefix(v, "sha256:") || len(v) > 256 {
+		t.Errorf("idempotency tag = %q, want a digest within 256 characters", v)
+	}
+	second, err := b.Create(testCtx(t), spec)
+	if err != nil || second.ID != first.ID {
+		t.Errorf("second Create = %v, %v; want %s", second, err, first.ID)
+	}
+}

@@ -161,7 +161,7 @@ func (l *launcher) findAdoptable(ctx context.Context) (*types.Instance, string, 
 		}
 		seen[region] = true
 		found, err := findInstances(ctx, l.b.client(region),
-			filter("tag:"+TagIdempotencyKey, l.spec.IdempotencyKey),
+			filter("tag:"+TagIdempotencyKey, keyTagValue(l.spec.IdempotencyKey)),
 			filter("instance-state-name", statePending, stateRunning))
 		if err != nil {
 			return nil, "", cloud.Candidate{}, err
@@ -331,7 +331,7 @@ func liveInstanceWithToken(ctx context.Context, c *ec2.Client, token string) (st
 // answers IdempotentParameterMismatch to a retry.
 func (l *launcher) runInput(cand cloud.Candidate, token string, prep *regionPrep) *ec2.RunInstancesInput {
 	spec := l.spec
-	tags := cloud.Tags(spec)
+	tags := hadronTags(spec)
 	if prep.managedSG != "" {
 		tags[TagManagedSecurityGroup] = prep.managedSG
 	}

@@ -84,8 +84,8 @@ func ensureSecurityGroup(ctx context.Context, c *ec2.Client, spec cloud.Spec) (s
 	}
 	in := &ec2.CreateSecurityGroupInput{
 		GroupName:         awssdk.String(name),
-		Description:       awssdk.String("Hadron-managed: SSH and the Hadron runtime port for " + asciiOnly(spec.Name)),
-		TagSpecifications: tagSpecifications(cloud.Tags(spec), types.ResourceTypeSecurityGroup),
+		Description:       awssdk.String(groupDescription("Hadron-managed: SSH and the Hadron runtime port for " + spec.Name)),
+		TagSpecifications: tagSpecifications(hadronTags(spec), types.ResourceTypeSecurityGroup),
 	}
 	if vpcID != "" {
 		in.VpcId = awssdk.String(vpcID)
@@ -97,7 +97,7 @@ func ensureSecurityGroup(ctx context.Context, c *ec2.Client, spec cloud.Spec) (s
 	case err == nil:
 		id = awssdk.ToString(out.GroupId)
 	case errorCode(err) == codeGroupDuplicate:
-		filters := []types.Filter{filter("group-name", name), filter("tag:"+TagIdempotencyKey, spec.IdempotencyKey)}
+		filters := []types.Filter{filter("group-name", name), filter("tag:"+TagIdempotencyKey, keyTagValue(spec.IdempotencyKey))}
 		if vpcID != "" {
 			filters = append(filters, filter("vpc-id", vpcID))
 		}
@@ -106,7 +106,7 @@ func ensureSecurityGroup(ctx context.Context, c *ec2.Client, spec cloud.Spec) (s
 			return "", fmt.Errorf("finding security group (%s): %w", name, derr)
 		}
 		if len(found.SecurityGroups) == 0 {
-			return "", fmt.Errorf("creating security group (%s): it exists but is not tagged %s=%s: %w", name, TagIdempotencyKey, spec.IdempotencyKey, err)
+			return "", fmt.Errorf("creating security group (%s): it exists but is not tagged %s=%s: %w", name, TagIdempotencyKey, keyTagValue(spec.IdempotencyKey), err)
 		}
 		id = awssdk.ToString(found.SecurityGroups[0].GroupId)
 		existing = found.SecurityGroups[0].IpPermissions
@@ -167,15 +167,41 @@ func ruleDescription(port int) string {
 	return "Hadron runtime"
 }
 
-// asciiOnly keeps printable ASCII (EC2 group descriptions accept little else).
-func asciiOnly(s string) string {
+// groupDescription keeps the characters EC2 accepts in a VPC security group
+// description (a-z, A-Z, 0-9, spaces and ._-:/()#,@[]+=&;{}!$*), at most 255.
+func groupDescription(s string) string {
+	const extra = " ._-:/()#,@[]+=&;{}!$*"
 	var b strings.Builder
 	for _, r := range s {
-		if r >= 0x20 && r < 0x7f {
+		if (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') || strings.ContainsRune(extra, r) {
 			b.WriteRune(r)
 		}
 	}
-	return b.String()
+	out := b.String()
+	if len(out) > 255 {
+		out = out[:255]
+	}
+	return out
+}
+
+// hadronTags are the tags Hadron puts on what it creates for spec:
+// cloud.Tags, with an idempotency key longer than EC2's 256-character tag
+// values replaced by its digest.
+func hadronTags(spec cloud.Spec) map[string]string {
+	t := cloud.Tags(spec)
+	if _, ok := t[TagIdempotencyKey]; ok {
+		t[TagIdempotencyKey] = keyTagValue(spec.IdempotencyKey)
+	}
+	return t
+}
+
+// keyTagValue is the value of the hadron:idempotency-key tag for key.
+func keyTagValue(key string) string {
+	if len(key) <= 256 {
+		return key
+	}
+	h := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(h[:])
 }
 
 // ensureKeyPair imports spec.SSHPublicKey under its deterministic name; an
@@ -185,7 +211,7 @@ func ensureKeyPair(ctx context.Context, c *ec2.Client, spec cloud.Spec) (string,
 	_, err := c.ImportKeyPair(ctx, &ec2.ImportKeyPairInput{
 		KeyName:           awssdk.String(name),
 		PublicKeyMaterial: []byte(strings.TrimSpace(spec.SSHPublicKey)),
-		TagSpecifications: tagSpecifications(cloud.Tags(spec), types.ResourceTypeKeyPair),
+		TagSpecifications: tagSpecifications(hadronTags(spec), types.ResourceTypeKeyPair),
 	})
 	if err != nil && errorCode(err) != codeKeyPairDuplicate {
 		return "", fmt.Errorf("importing key pair (%s): %w", name, err)

@@ -118,8 +118,11 @@ func (f *Fake) createSecurityGroup(req *request) (response, *apiError) {
 	if desc == "" {
 		return nil, badRequest("MissingParameter", "The request must contain the parameter GroupDescription")
 	}
-	if name == "default" || strings.HasPrefix(name, "sg-") || len(name) > 255 {
+	if name == "default" || strings.HasPrefix(name, "sg-") || len(name) > 255 || !groupText(name) {
 		return nil, badRequest("InvalidParameterValue", "Invalid security group name %q", name)
+	}
+	if len(desc) > 255 || !groupText(desc) {
+		return nil, badRequest("InvalidParameterValue", "Invalid security group description %q: characters allowed are a-z, A-Z, 0-9, spaces, and ._-:/()#,@[]+=&;{}!$*", desc)
 	}
 	vpc := req.form.Get("VpcId")
 	if vpc == "" {
@@ -148,6 +151,18 @@ func (f *Fake) createSecurityGroup(req *request) (response, *apiError) {
 	g := &securityGroup{SecurityGroup{ID: f.nextID("sg"), Region: req.region, VpcID: vpc, Name: name, Description: desc, Tags: t}}
 	f.groups = append(f.groups, g)
 	return &createSecurityGroupResponse{GroupID: g.ID, Tags: xmlTags(t)}, nil
+}
+
+// groupText reports whether s uses only the characters EC2 accepts in VPC
+// security group names and descriptions.
+func groupText(s string) bool {
+	const extra = " ._-:/()#,@[]+=&;{}!$*"
+	for _, r := range s {
+		if !((r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') || strings.ContainsRune(extra, r)) {
+			return false
+		}
+	}
+	return true
 }
 
 type xmlIPRange struct {
