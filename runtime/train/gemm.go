@@ -22,7 +22,8 @@ const (
 // full MR x NR tile; b is a packed panel of length k*NR and a is either a
 // packed panel (rs=1, ks=MR) or read in place from A (row-major: rs=lda,
 // ks=1; transposed: rs=1, ks=lda), which saves packing when N is small.
-type kernelFunc func(k int, a []float32, rs, ks int, b, c []float32, ldc int)
+// With add false the tile is overwritten without reading c.
+type kernelFunc func(k int, a []float32, rs, ks int, b, c []float32, ldc int, add bool)
 
 // gemm multiplies matrices with reusable packing buffers. A gemm value is
 // not safe for concurrent use; each worker owns one.
@@ -49,10 +50,9 @@ func newGemm(portable bool) *gemm {
 // is m x k and op(B) is k x n, all row-major with leading dimensions lda,
 // ldb and ldc. transA means A is stored k x m; transB means B is stored n x k.
 func (g *gemm) mul(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, acc bool, c []float32, ldc int) {
-	if !acc {
+	if k == 0 && !acc {
 		for i := 0; i < m; i++ {
-			row := c[i*ldc : i*ldc+n]
-			clear(row)
+			clear(c[i*ldc : i*ldc+n])
 		}
 	}
 	if m == 0 || n == 0 || k == 0 {
@@ -69,7 +69,7 @@ func (g *gemm) mul(transA, transB bool, m, n, k int, a []float32, lda int, b []f
 					// Only the ragged rows are packed (zero-padded to MR).
 					g.packABlock(transA, a, lda, ic+full, pc, mc-full, kc)
 				}
-				g.macro(transA, a, lda, ic, pc, mc, nc, kc, c[ic*ldc+jc:], ldc)
+				g.macro(transA, a, lda, ic, pc, mc, nc, kc, c[ic*ldc+jc:], ldc, acc || pc > 0)
 			}
 		}
 	}
@@ -78,7 +78,7 @@ func (g *gemm) mul(transA, transB bool, m, n, k int, a []float32, lda int, b []f
 // macro multiplies rows ic..ic+mc, depth pc..pc+kc of op(A) by the packed
 // kc x nc block of B into c (which starts at the block's top-left corner).
 // Full MR-row slivers of A are read in place; the ragged rest was packed.
-func (g *gemm) macro(transA bool, a []float32, lda, ic, pc, mc, nc, kc int, c []float32, ldc int) {
+func (g *gemm) macro(transA bool, a []float32, lda, ic, pc, mc, nc, kc int, c []float32, ldc int, add bool) {
 	full := mc / gemmMR * gemmMR
 	for jr := 0; jr < nc; jr += gemmNR {
 		nr := min(gemmNR, nc-jr)
@@ -96,15 +96,18 @@ func (g *gemm) macro(transA bool, a []float32, lda, ic, pc, mc, nc, kc int, c []
 				ap, rs, ks = a[(ic+ir)*lda+pc:], lda, 1
 			}
 			if mr == gemmMR && nr == gemmNR {
-				g.kernel(kc, ap, rs, ks, bp, c[ir*ldc+jr:], ldc)
+				g.kernel(kc, ap, rs, ks, bp, c[ir*ldc+jr:], ldc, add)
 				continue
 			}
 			t := g.tile[:]
-			clear(t)
-			g.kernel(kc, ap, rs, ks, bp, t, gemmNR)
+			g.kernel(kc, ap, rs, ks, bp, t, gemmNR, false)
 			for i := 0; i < mr; i++ {
 				dst := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+nr]
 				src := t[i*gemmNR : i*gemmNR+nr]
+				if !add {
+					copy(dst, src)
+					continue
+				}
 				for j := range dst {
 					dst[j] += src[j]
 				}
@@ -190,7 +193,7 @@ func (g *gemm) packBBlock(trans bool, b []float32, ldb, pc, jc, kc, nc int) {
 }
 
 // kernelGo is the portable micro-kernel.
-func kernelGo(k int, a []float32, rs, ks int, b, c []float32, ldc int) {
+func kernelGo(k int, a []float32, rs, ks int, b, c []float32, ldc int, add bool) {
 	var acc [gemmMR][gemmNR]float32
 	b = b[:k*gemmNR]
 	for p := 0; p < k; p++ {
@@ -205,6 +208,10 @@ func kernelGo(k int, a []float32, rs, ks int, b, c []float32, ldc int) {
 	}
 	for i := 0; i < gemmMR; i++ {
 		dst := c[i*ldc : i*ldc+gemmNR]
+		if !add {
+			copy(dst, acc[i][:])
+			continue
+		}
 		for j := range dst {
 			dst[j] += acc[i][j]
 		}

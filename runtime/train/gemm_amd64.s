@@ -1,10 +1,11 @@
 #include "textflag.h"
 
-// func sgemmKernel6x16(k int, a *float32, rs, ks int, b, c *float32, ldc int)
-// c[i*ldc+j] += sum_p a[i*rs+p*ks] * b[p*16+j] for i < 6, j < 16.
+// func sgemmKernel6x16(k int, a *float32, rs, ks int, b, c *float32, ldc int, add bool)
+// c[i*ldc+j] (+)= sum_p a[i*rs+p*ks] * b[p*16+j] for i < 6, j < 16: with add
+// false, c is overwritten without being read.
 // rs and ks are the row and depth strides of A in floats: a packed panel
 // has rs=1, ks=6; a row-major matrix rs=lda, ks=1; a transposed one rs=1, ks=lda.
-TEXT ·sgemmKernel6x16(SB), NOSPLIT, $0-56
+TEXT ·sgemmKernel6x16(SB), NOSPLIT, $0-57
 	MOVQ k+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ rs+16(FP), R9
@@ -62,33 +63,44 @@ loop:
 	JNE          loop
 
 store:
+	MOVBLZX add+56(FP), AX
+	TESTL AX, AX
+	JEQ overwrite
 	VADDPS  (DX), Y4, Y4
 	VADDPS  32(DX), Y5, Y5
-	VMOVUPS Y4, (DX)
-	VMOVUPS Y5, 32(DX)
 	ADDQ    BX, DX
 	VADDPS  (DX), Y6, Y6
 	VADDPS  32(DX), Y7, Y7
-	VMOVUPS Y6, (DX)
-	VMOVUPS Y7, 32(DX)
 	ADDQ    BX, DX
 	VADDPS  (DX), Y8, Y8
 	VADDPS  32(DX), Y9, Y9
-	VMOVUPS Y8, (DX)
-	VMOVUPS Y9, 32(DX)
 	ADDQ    BX, DX
 	VADDPS  (DX), Y10, Y10
 	VADDPS  32(DX), Y11, Y11
-	VMOVUPS Y10, (DX)
-	VMOVUPS Y11, 32(DX)
 	ADDQ    BX, DX
 	VADDPS  (DX), Y12, Y12
 	VADDPS  32(DX), Y13, Y13
-	VMOVUPS Y12, (DX)
-	VMOVUPS Y13, 32(DX)
 	ADDQ    BX, DX
 	VADDPS  (DX), Y14, Y14
 	VADDPS  32(DX), Y15, Y15
+	MOVQ c+40(FP), DX
+
+overwrite:
+	VMOVUPS Y4, (DX)
+	VMOVUPS Y5, 32(DX)
+	ADDQ    BX, DX
+	VMOVUPS Y6, (DX)
+	VMOVUPS Y7, 32(DX)
+	ADDQ    BX, DX
+	VMOVUPS Y8, (DX)
+	VMOVUPS Y9, 32(DX)
+	ADDQ    BX, DX
+	VMOVUPS Y10, (DX)
+	VMOVUPS Y11, 32(DX)
+	ADDQ    BX, DX
+	VMOVUPS Y12, (DX)
+	VMOVUPS Y13, 32(DX)
+	ADDQ    BX, DX
 	VMOVUPS Y14, (DX)
 	VMOVUPS Y15, 32(DX)
 	VZEROUPPER

@@ -4,6 +4,6 @@ package train
 
 func haveFMA() bool { return false }
 
-func kernelAsm(k int, a []float32, rs, ks int, b, c []float32, ldc int) {
-	kernelGo(k, a, rs, ks, b, c, ldc)
+func kernelAsm(k int, a []float32, rs, ks int, b, c []float32, ldc int, add bool) {
+	kernelGo(k, a, rs, ks, b, c, ldc, add)
 }

@@ -106,15 +106,27 @@ func TestGemmKernelsAgree(t *testing.T) {
 }
 
 func BenchmarkGemm(b *testing.B) {
-	for _, s := range []struct{ m, n, k int }{{3872, 64, 288}, {288, 64, 3872}, {3872, 288, 64}} {
+	// The conv2 shapes of the benchmark CNN for 32 samples: forward
+	// (col x W), weight gradient (col^T x dy) and input gradient (dy x W^T).
+	for _, s := range []struct {
+		m, n, k        int
+		transA, transB bool
+	}{{3872, 64, 288, false, false}, {288, 64, 3872, true, false}, {3872, 288, 64, false, true}} {
 		for _, portable := range []bool{false, true} {
-			b.Run(fmt.Sprintf("%dx%dx%d_portable%v", s.m, s.n, s.k, portable), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%dx%dx%d_tA%v_tB%v_portable%v", s.m, s.n, s.k, s.transA, s.transB, portable), func(b *testing.B) {
 				r := rand.New(rand.NewPCG(1, 1))
 				a, bb, c := randSlice(r, s.m*s.k), randSlice(r, s.k*s.n), make([]float32, s.m*s.n)
+				lda, ldb := s.k, s.n
+				if s.transA {
+					lda = s.m
+				}
+				if s.transB {
+					ldb = s.k
+				}
 				g := newGemm(portable)
 				b.ResetTimer()
 				for range b.N {
-					g.mul(false, false, s.m, s.n, s.k, a, s.k, bb, s.n, false, c, s.n)
+					g.mul(s.transA, s.transB, s.m, s.n, s.k, a, lda, bb, ldb, false, c, s.n)
 				}
 				b.ReportMetric(float64(2*s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})

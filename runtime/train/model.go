@@ -183,20 +183,12 @@ func (r *replica) forward(x []float32, n int, train bool, ds dropoutSeed) []floa
 			col := r.cols[i][:n*l.out.h*l.out.w*l.kh*l.kw*l.in.c]
 			im2col(l, in, n, col)
 			rows := n * l.out.h * l.out.w
-			bias := p[l.bOff : l.bOff+l.bLen]
-			for j := 0; j < rows; j++ {
-				copy(out[j*l.out.c:(j+1)*l.out.c], bias)
-			}
 			k := l.kh * l.kw * l.in.c
-			r.g.mul(false, false, rows, l.out.c, k, col, k, p[l.wOff:l.wOff+l.wLen], l.out.c, true, out, l.out.c)
-			activate(act, out, l.out.c)
+			r.g.mul(false, false, rows, l.out.c, k, col, k, p[l.wOff:l.wOff+l.wLen], l.out.c, false, out, l.out.c)
+			biasActivate(act, out, p[l.bOff:l.bOff+l.bLen])
 		case kindDense:
-			bias := p[l.bOff : l.bOff+l.bLen]
-			for j := 0; j < n; j++ {
-				copy(out[j*l.out.c:(j+1)*l.out.c], bias)
-			}
-			r.g.mul(false, false, n, l.out.c, l.in.c, in, l.in.c, p[l.wOff:l.wOff+l.wLen], l.out.c, true, out, l.out.c)
-			activate(act, out, l.out.c)
+			r.g.mul(false, false, n, l.out.c, l.in.c, in, l.in.c, p[l.wOff:l.wOff+l.wLen], l.out.c, false, out, l.out.c)
+			biasActivate(act, out, p[l.bOff:l.bOff+l.bLen])
 		case kindPool:
 			if r.simd && fastPool(l) {
 				maxPool2x2(l, in, n, out)
@@ -428,6 +420,29 @@ func maxPool(l *layer, x []float32, n int, out []float32, idx []int32) {
 			}
 		}
 	}
+}
+
+// biasActivate adds bias to every row of y (rows of len(bias) values) and
+// applies a, in one pass for ReLU.
+func biasActivate(a activation, y, bias []float32) {
+	c := len(bias)
+	if a == actReLU {
+		for j := 0; j+c <= len(y); j += c {
+			row := y[j : j+c]
+			for i, b := range bias {
+				v := math.Float32bits(row[i] + b)
+				row[i] = math.Float32frombits(v &^ uint32(int32(v)>>31))
+			}
+		}
+		return
+	}
+	for j := 0; j+c <= len(y); j += c {
+		row := y[j : j+c]
+		for i, b := range bias {
+			row[i] += b
+		}
+	}
+	activate(a, y, c)
 }
 
 // activate applies a in place; softmax works over each run of c values.
