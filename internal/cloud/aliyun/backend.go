@@ -33,7 +33,8 @@ func (b *Backend) Name() string { return CloudName }
 // carries the spec's idempotency key (a crashed earlier Create), then asks
 // DescribeAvailableResource which candidates have stock, and tries the rest in
 // order with RunInstances and a ClientToken per candidate, moving on after
-// capacity errors. It returns once the instance is Running.
+// capacity errors. It returns once the instance is Running. An empty
+// IdempotencyKey disables both adoption and ClientTokens.
 func (b *Backend) Create(ctx context.Context, spec cloud.Spec) (*cloud.Instance, error) {
 	if len(spec.Candidates) == 0 {
 		return nil, fmt.Errorf("creating ECS instance %q: no candidates", spec.Name)
