@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -67,6 +68,11 @@ type File struct {
 	Size int64
 	// Mode is the file's permission bits on the node.
 	Mode fs.FileMode
+	// Gzip, when set, is a gzip-compressed copy of Source: Install uploads it
+	// instead (about 2.6 times fewer bytes for hadrond and ONNX Runtime) when
+	// the node has gzip, and verifies the decompressed file.
+	Gzip     string
+	GzipSize int64
 }
 
 // ForArch returns the files for arch, sorted by name, and an error when the
@@ -171,6 +177,9 @@ type manifestFile struct {
 	SHA256 string `json:"sha256"`
 	Size   int64  `json:"size"`
 	Mode   string `json:"mode"`
+	// GzipPath is the gzip-compressed copy of Path, if any.
+	GzipPath string `json:"gzip_path,omitempty"`
+	GzipSize int64  `json:"gzip_size,omitempty"`
 }
 
 // LoadBundle reads a bundle directory written by BuildBundle, checking that
@@ -210,6 +219,17 @@ func LoadBundle(dir string) (*Bundle, error) {
 			}
 			if st.Size() != f.Size {
 				return nil, fmt.Errorf("runtime bundle %s: %s is %d bytes, manifest says %d", dir, mf.Path, st.Size(), f.Size)
+			}
+			if mf.GzipPath != "" {
+				f.Gzip = filepath.Join(abs, filepath.FromSlash(mf.GzipPath))
+				st, err := os.Stat(f.Gzip)
+				if err != nil {
+					return nil, fmt.Errorf("runtime bundle %s: %w", dir, err)
+				}
+				if st.Size() != mf.GzipSize {
+					return nil, fmt.Errorf("runtime bundle %s: %s is %d bytes, manifest says %d", dir, mf.GzipPath, st.Size(), mf.GzipSize)
+				}
+				f.GzipSize = mf.GzipSize
 			}
 		} else if f.URL == "" {
 			return nil, fmt.Errorf("runtime bundle %s: file %s has neither path nor url", dir, mf.Name)
@@ -252,6 +272,8 @@ type BuildOptions struct {
 	CC map[string]string
 	// GoCommand is the go tool; default "go".
 	GoCommand string
+	// NoGzip skips writing gzip-compressed copies of the files.
+	NoGzip bool
 	// Env is the environment for go build (os.Environ() when nil); CGO_ENABLED,
 	// GOOS and GOARCH are set on top of it.
 	Env []string
@@ -319,7 +341,7 @@ func BuildBundle(ctx context.Context, opts BuildOptions) (*Bundle, error) {
 		if err := cmd.Run(); err != nil {
 			return nil, fmt.Errorf("building hadrond for linux/%s: %w: %s", arch, err, strings.TrimSpace(stderr.String()))
 		}
-		mf, err := describe(out, bin, arch, AgentFile, 0o755)
+		mf, err := describe(out, bin, arch, AgentFile, 0o755, !opts.NoGzip)
 		if err != nil {
 			return nil, err
 		}
@@ -329,7 +351,7 @@ func BuildBundle(ctx context.Context, opts BuildOptions) (*Bundle, error) {
 			if err := copyFile(lib, dst); err != nil {
 				return nil, fmt.Errorf("building runtime bundle: onnx runtime for linux/%s: %w", arch, err)
 			}
-			mf, err := describe(out, dst, arch, ORTFile, 0o644)
+			mf, err := describe(out, dst, arch, ORTFile, 0o644, !opts.NoGzip)
 			if err != nil {
 				return nil, err
 			}
@@ -346,7 +368,7 @@ func BuildBundle(ctx context.Context, opts BuildOptions) (*Bundle, error) {
 	return LoadBundle(out)
 }
 
-func describe(root, file, arch, name string, mode fs.FileMode) (manifestFile, error) {
+func describe(root, file, arch, name string, mode fs.FileMode, compress bool) (manifestFile, error) {
 	sum, size, err := fileSHA256(file)
 	if err != nil {
 		return manifestFile{}, fmt.Errorf("building runtime bundle: %w", err)
@@ -355,7 +377,45 @@ func describe(root, file, arch, name string, mode fs.FileMode) (manifestFile, er
 	if err != nil {
 		return manifestFile{}, fmt.Errorf("building runtime bundle: %w", err)
 	}
-	return manifestFile{Arch: arch, Name: name, Path: filepath.ToSlash(rel), SHA256: sum, Size: size, Mode: fmt.Sprintf("%04o", mode)}, nil
+	mf := manifestFile{Arch: arch, Name: name, Path: filepath.ToSlash(rel), SHA256: sum, Size: size, Mode: fmt.Sprintf("%04o", mode)}
+	if compress {
+		n, err := gzipFile(file, file+".gz")
+		if err != nil {
+			return manifestFile{}, fmt.Errorf("building runtime bundle: compressing %s: %w", rel, err)
+		}
+		mf.GzipPath, mf.GzipSize = filepath.ToSlash(rel)+".gz", n
+	}
+	return mf, nil
+}
+
+// gzipFile writes a gzip-compressed copy of src to dst and returns its size.
+func gzipFile(src, dst string) (int64, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(dst + ".tmp")
+	zw := gzip.NewWriter(out)
+	_, err = io.Copy(zw, in)
+	if cerr := zw.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	st, err := os.Stat(dst + ".tmp")
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), os.Rename(dst+".tmp", dst)
 }
 
 func fileSHA256(name string) (string, int64, error) {

@@ -1,7 +1,11 @@
 package bootstrap
 
 import (
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -29,6 +33,26 @@ func TestBuildBundleManifest(t *testing.T) {
 		}
 		if sum != f.SHA256 || size != f.Size {
 			t.Errorf("%s/%s: manifest sha256 %s size %d, file has %s %d", f.Arch, f.Name, f.SHA256, f.Size, sum, size)
+		}
+		if f.Gzip == "" || f.GzipSize <= 0 || f.GzipSize >= f.Size {
+			t.Errorf("%s/%s: gzip copy %q of %d bytes, want one smaller than %d", f.Arch, f.Name, f.Gzip, f.GzipSize, f.Size)
+			continue
+		}
+		gz, err := os.Open(f.Gzip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(gz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		if _, err := io.Copy(h, zr); err != nil {
+			t.Fatal(err)
+		}
+		gz.Close()
+		if got := hex.EncodeToString(h.Sum(nil)); got != f.SHA256 {
+			t.Errorf("%s/%s: gzip copy decompresses to sha256 %s, want %s", f.Arch, f.Name, got, f.SHA256)
 		}
 	}
 	agentFile := findFile(b, b.Files[0].Arch, AgentFile)

@@ -310,7 +310,7 @@ echo "login=$(id -un)"
 echo "home=${HOME:-}"
 echo "pid1=$(cat /proc/1/comm 2>/dev/null || true)"
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then echo sudo=1; fi
-for t in curl wget sha256sum systemctl useradd setpriv runuser setsid nohup nvidia-smi; do
+for t in curl wget gzip sha256sum systemctl useradd setpriv runuser setsid nohup nvidia-smi; do
   if command -v "$t" >/dev/null 2>&1; then echo "has=$t"; fi
 done
 if [ "$gpu" = 1 ]; then
@@ -736,8 +736,13 @@ func (in *installer) installFiles(ctx context.Context, cur *installed) error {
 			if err := in.uploadURL(ctx, f, dst); err != nil {
 				return err
 			}
+		case f.Gzip != "" && in.f.has["gzip"]:
+			if err := in.uploadFile(ctx, f.Gzip, f.GzipSize, dst+".gz"); err != nil {
+				return err
+			}
+			fmt.Fprintf(&fin, "gzip -dc %[1]s.gz > %[1]s\nrm -f %[1]s.gz\n", shellQuote(dst))
 		default:
-			if err := in.uploadFile(ctx, f, dst); err != nil {
+			if err := in.uploadFile(ctx, f.Source, f.Size, dst); err != nil {
 				return err
 			}
 		}
@@ -760,13 +765,13 @@ func (in *installer) installFiles(ctx context.Context, cur *installed) error {
 	return nil
 }
 
-func (in *installer) uploadFile(ctx context.Context, f File, dst string) error {
-	r, err := os.Open(f.Source)
+func (in *installer) uploadFile(ctx context.Context, src string, size int64, dst string) error {
+	r, err := os.Open(src)
 	if err != nil {
 		return fmt.Errorf("opening bundle file: %w", err)
 	}
 	defer r.Close()
-	return in.t.Upload(ctx, dst, 0o644, r, f.Size)
+	return in.t.Upload(ctx, dst, 0o644, r, size)
 }
 
 // uploadURL downloads f on this machine and uploads it (FetchViaProvider).

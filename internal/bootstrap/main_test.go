@@ -46,13 +46,16 @@ func runTests(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	// Version 1 ships gzip-compressed copies, version 2 plain files: the
+	// install and the upgrade exercise both upload paths.
 	for _, b := range []struct {
 		version string
+		noGzip  bool
 		out     **Bundle
-	}{{testVersion1, &bundleV1}, {testVersion2, &bundleV2}} {
+	}{{testVersion1, false, &bundleV1}, {testVersion2, true, &bundleV2}} {
 		*b.out, err = BuildBundle(ctx, BuildOptions{
 			Version: b.version, OutDir: filepath.Join(dir, b.version), ModuleDir: root,
-			Arches: []string{runtime.GOARCH}, ORTLibraries: ort,
+			Arches: []string{runtime.GOARCH}, ORTLibraries: ort, NoGzip: b.noGzip,
 		})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "building the test bundle:", err)
