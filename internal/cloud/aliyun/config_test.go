@@ -3,10 +3,13 @@ package aliyun
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud/fakeecs"
@@ -150,5 +153,39 @@ func TestNewRegionAndEndpoint(t *testing.T) {
 				t.Errorf("region %q domain %q scheme %q, want %q %q %q", b.Region(), b.domain, b.scheme, tt.wantRegion, tt.wantDomain, tt.wantScheme)
 			}
 		})
+	}
+}
+
+// recordingTransport answers every request with an error after noting its URL.
+type recordingTransport struct{ urls chan string }
+
+func (r recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.urls <- req.URL.String()
+	return nil, errors.New("offline test transport")
+}
+
+// TestDefaultEndpoint checks that without an override the SDK resolves the
+// regional ECS endpoint over HTTPS (no request leaves the process).
+func TestDefaultEndpoint(t *testing.T) {
+	for _, region := range []string{"cn-hangzhou", "ap-southeast-1"} {
+		rt := recordingTransport{urls: make(chan string, 16)}
+		b, err := NewWithEnv(context.Background(), Config{Region: region, AccessKeyID: "a", AccessKeySecret: "b",
+			Transport: rt, RetryBaseDelay: time.Millisecond}, noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Get(ctxT(t), "i-bp000000000000000000"); err == nil {
+			t.Fatalf("Get through a failing transport succeeded")
+		}
+		u, err := url.Parse(<-rt.urls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Scheme != "https" || !strings.HasPrefix(u.Host, "ecs") || !strings.HasSuffix(u.Host, ".aliyuncs.com") {
+			t.Errorf("%s: request went to %s://%s, want https to the ECS endpoint", region, u.Scheme, u.Host)
+		}
+		if q := u.Query(); q.Get("Action") != "DescribeInstances" || q.Get("RegionId") != region || q.Get("Signature") == "" {
+			t.Errorf("%s: query %v, want a signed DescribeInstances for the region", region, q)
+		}
 	}
 }
