@@ -180,4 +180,3 @@ func checkNodesServe(endpoint, digest string, nodes ...string) resource.TestChec
 		return nil
 	}
 }
-
