@@ -248,14 +248,7 @@ func (s *Server) LoadModel(ctx context.Context, name string, req LoadRequest) (M
 	}
 	defer s.leave()
 
-	s.mu.Lock()
-	m, ok := s.models[name]
-	if !ok {
-		m = &model{name: name, state: StateLoading}
-		s.models[name] = m
-	}
-	s.mu.Unlock()
-	m.load.Lock()
+	m := s.lockModel(name)
 	defer m.load.Unlock()
 	if cur := m.cur.Load(); cur != nil && cur.version == req.Version && cur.sha256 == req.SHA256 && cur.cfg == req.Config {
 		return m.status(), nil
@@ -285,6 +278,28 @@ func (s *Server) LoadModel(ctx context.Context, name string, req LoadRequest) (M
 		}()
 	}
 	return m.status(), nil
+}
+
+// lockModel returns the named model, created in state LOADING if new, with
+// its load lock held. It retries if the model is unloaded while it waits.
+func (s *Server) lockModel(name string) *model {
+	for {
+		s.mu.Lock()
+		m, ok := s.models[name]
+		if !ok {
+			m = &model{name: name, state: StateLoading}
+			s.models[name] = m
+		}
+		s.mu.Unlock()
+		m.load.Lock()
+		s.mu.RLock()
+		current := s.models[name] == m
+		s.mu.RUnlock()
+		if current {
+			return m
+		}
+		m.load.Unlock()
+	}
 }
 
 func (s *Server) newVersion(ctx context.Context, name string, req LoadRequest, delay time.Duration) (*version, error) {
