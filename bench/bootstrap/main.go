@@ -39,7 +39,10 @@ func main() {
 }
 
 type sample struct {
-	wall     time.Duration
+	wall time.Duration
+	// busy is the machine's CPU busy time during the run, in core-seconds
+	// (from /proc/stat: everything running here, not only this benchmark).
+	busy     float64
 	sent     []int64
 	received []int64
 	phases   []bootstrap.PhaseTime
@@ -135,9 +138,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	measure := func(ts []bootstrap.Target) (sample, error) {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		defer cancel()
+		busy0 := cpuBusy()
 		start := time.Now()
 		outs := bootstrap.BootstrapAll(cctx, ts)
-		s := sample{wall: time.Since(start)}
+		s := sample{wall: time.Since(start), busy: cpuBusy() - busy0}
 		var errs []error
 		for _, o := range outs {
 			if o.Err != nil {
@@ -210,6 +214,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fmt.Fprintf(&b, "| 1 node, wall | %s |\n", m1.wall.Round(time.Millisecond))
 	fmt.Fprintf(&b, "| %d nodes concurrently, wall | %s |\n", *nodes, mn.wall.Round(time.Millisecond))
 	fmt.Fprintf(&b, "| ratio %d nodes / 1 node (target <= 2.0) | %.2f |\n", *nodes, float64(mn.wall)/float64(m1.wall))
+	fmt.Fprintf(&b, "| machine CPU busy during the 1-node run / %d-node run (core-seconds, all processes) | %.1f / %.1f of %.1f / %.1f available |\n",
+		*nodes, m1.busy, mn.busy, m1.wall.Seconds()*float64(runtime.NumCPU()), mn.wall.Seconds()*float64(runtime.NumCPU()))
 	fmt.Fprintf(&b, "| re-run with the same version (unchanged), 1 node | %s |\n", mr.wall.Round(time.Millisecond))
 	fmt.Fprintf(&b, "| bytes sent per node (fresh install) | %s |\n", mib(avg(mn.sent)))
 	fmt.Fprintf(&b, "| bytes received per node (fresh install) | %s |\n", mib(avg(mn.received)))
@@ -238,6 +244,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		fmt.Fprintf(stdout, "\nwrote the bench-bootstrap section of %s\n", *out)
 	}
 	return nil
+}
+
+// cpuBusy returns the machine's total non-idle CPU time so far, in seconds.
+func cpuBusy() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var busy float64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		var x float64
+		fmt.Sscan(v, &x)
+		busy += x
+	}
+	return busy / 100 // USER_HZ
 }
 
 func firstLine(s string) string {
