@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -746,4 +747,137 @@ func TestCreateWithLongKeyAndOddName(t *testing.T) {
 	if err != nil || second.ID != first.ID {
 		t.Errorf("second Create = %v, %v; want %s", second, err, first.ID)
 	}
+}
+
+func TestAssumeRole(t *testing.T) {
+	const role = "arn:aws:iam::123456789012:role/hadron-deployer"
+	srv := startFake(t, fakeec2.Config{Roles: []string{role}})
+	cfg := testConfig(srv)
+	cfg.AssumeRoleARN, cfg.STSEndpoint, cfg.AssumeRoleExternalID = role, srv.URL, "ext-1"
+	b := newBackend(t, cfg)
+	if _, err := b.Create(testCtx(t), baseSpec("assumed")); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	var sawAssume bool
+	for _, c := range srv.Calls() {
+		switch {
+		case c.Action == "sts:AssumeRole":
+			sawAssume = true
+		case c.Role != role:
+			t.Errorf("%s was signed as %q, want the assumed role", c.Action, c.Role)
+		}
+	}
+	if !sawAssume {
+		t.Errorf("no AssumeRole call in %+v", srv.Calls())
+	}
+
+	cfg.AssumeRoleARN = "arn:aws:iam::123456789012:role/someone-else"
+	denied := newBackend(t, cfg)
+	if _, err := denied.Create(testCtx(t), baseSpec("denied")); err == nil || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Errorf("Create with a role that cannot be assumed: err = %v, want AccessDenied", err)
+	}
+}
+
+func TestCredentialChain(t *testing.T) {
+	srv := startFake(t, fakeec2.Config{})
+	dir := t.TempDir()
+	cfgFile, credFile := dir+"/config", dir+"/credentials"
+	writeFile(t, cfgFile, "[profile hadron-test]\nregion = us-west-2\n")
+	writeFile(t, credFile, "[hadron-test]\naws_access_key_id = "+testAccessKey+"\naws_secret_access_key = "+testSecretKey+"\n")
+	for _, k := range []string{"AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AWS_CONFIG_FILE", cfgFile)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", credFile)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+	fast := func(c Config) Config {
+		c.EC2Endpoint, c.PollInterval, c.RetryMaxBackoff = srv.URL, time.Millisecond, time.Millisecond
+		return c
+	}
+	t.Run("shared profile", func(t *testing.T) {
+		b := newBackend(t, fast(Config{Profile: "hadron-test"}))
+		if b.Region() != "us-west-2" {
+			t.Errorf("region = %s, want the profile's us-west-2", b.Region())
+		}
+		if _, err := b.DefaultImage(testCtx(t), ""); err != nil {
+			t.Errorf("call with profile credentials: %v", err)
+		}
+	})
+	t.Run("environment", func(t *testing.T) {
+		t.Setenv("AWS_ACCESS_KEY_ID", testAccessKey)
+		t.Setenv("AWS_SECRET_ACCESS_KEY", testSecretKey)
+		t.Setenv("AWS_REGION", "us-east-1")
+		b := newBackend(t, fast(Config{}))
+		if b.Region() != "us-east-1" {
+			t.Errorf("region = %s, want us-east-1 from AWS_REGION", b.Region())
+		}
+		if _, err := b.DefaultImage(testCtx(t), ""); err != nil {
+			t.Errorf("call with environment credentials: %v", err)
+		}
+	})
+	t.Run("missing profile", func(t *testing.T) {
+		if _, err := New(context.Background(), fast(Config{Profile: "nope"})); err == nil {
+			t.Errorf("New with an unknown profile: want an error")
+		}
+	})
+	t.Run("no region", func(t *testing.T) {
+		t.Setenv("AWS_CONFIG_FILE", dir+"/absent")
+		if _, err := New(context.Background(), fast(Config{AccessKey: testAccessKey, SecretKey: testSecretKey})); err == nil || !strings.Contains(err.Error(), "no region") {
+			t.Errorf("New without a region: err = %v, want a missing-region error", err)
+		}
+	})
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDeleteRetriesGroupStillInUse(t *testing.T) {
+	t.Run("clears", func(t *testing.T) {
+		b, srv := setup(t, fakeec2.Config{})
+		inst, err := b.Create(testCtx(t), baseSpec("lag"))
+		if err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		srv.SetFaults(fakeec2.Faults{GroupInUse: 3})
+		if err := b.Delete(testCtx(t), inst.ID); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+		if g := managedGroups(srv); len(g) != 0 {
+			t.Errorf("managed groups = %v, want none", g)
+		}
+		if n := srv.CallCount("DeleteSecurityGroup"); n != 4 {
+			t.Errorf("DeleteSecurityGroup calls = %d, want 4", n)
+		}
+	})
+	t.Run("gives up after the cleanup timeout", func(t *testing.T) {
+		srv := startFake(t, fakeec2.Config{})
+		cfg := testConfig(srv)
+		cfg.CleanupTimeout = 20 * time.Millisecond
+		b := newBackend(t, cfg)
+		inst, err := b.Create(testCtx(t), baseSpec("stuck"))
+		if err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		srv.SetFaults(fakeec2.Faults{GroupInUse: 1 << 30})
+		err = b.Delete(testCtx(t), inst.ID)
+		if errorCode(err) != "DependencyViolation" || !strings.Contains(err.Error(), inst.ManagedSecurityGroupID) {
+			t.Fatalf("Delete err = %v, want DependencyViolation naming %s", err, inst.ManagedSecurityGroupID)
+		}
+		if k := srv.KeyPairs(); len(k) != 0 {
+			t.Errorf("key pairs = %v, want the key removed even though the group is stuck", k)
+		}
+		// A later Delete (terraform destroy retried) finishes the cleanup.
+		srv.SetFaults(fakeec2.Faults{})
+		if err := b.Delete(testCtx(t), inst.ID); err != nil {
+			t.Fatalf("second Delete: %v", err)
+		}
+		if g, k := managedGroups(srv), srv.KeyPairs(); len(g) != 0 || len(k) != 0 {
+			t.Errorf("left behind: groups %v keys %v", g, k)
+		}
+	})
 }

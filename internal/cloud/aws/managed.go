@@ -2,6 +2,7 @@ package aws
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -223,20 +224,21 @@ func ensureKeyPair(ctx context.Context, c *ec2.Client, spec cloud.Spec) (string,
 // empty). A group still in use right after termination is retried for the
 // backend's CleanupTimeout; already-deleted ones are fine.
 func (b *Backend) deleteManaged(ctx context.Context, c *ec2.Client, groupID, keyName string) error {
+	var errs []error
 	if groupID != "" {
 		err := b.retryOnCodes(ctx, b.cfg.CleanupTimeout, []string{codeDependencyViolation}, func(ctx context.Context) error {
 			_, err := c.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: awssdk.String(groupID)})
 			return err
 		})
 		if err != nil && errorCode(err) != codeGroupNotFound {
-			return fmt.Errorf("deleting managed security group (%s): %w", groupID, err)
+			errs = append(errs, fmt.Errorf("deleting managed security group (%s): %w", groupID, err))
 		}
 	}
 	if keyName != "" {
 		_, err := c.DeleteKeyPair(ctx, &ec2.DeleteKeyPairInput{KeyName: awssdk.String(keyName)})
 		if err != nil && errorCode(err) != codeKeyPairNotFound {
-			return fmt.Errorf("deleting managed key pair (%s): %w", keyName, err)
+			errs = append(errs, fmt.Errorf("deleting managed key pair (%s): %w", keyName, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -93,7 +93,7 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request) {
 		f.writeError(w, "", errf(http.StatusBadRequest, "InvalidRequest", "reading body: %v", err))
 		return
 	}
-	region, err := f.verifySigV4(r, body)
+	who, err := f.verifySigV4(r, body)
 	if err != nil {
 		f.writeError(w, "", errf(http.StatusUnauthorized, "AuthFailure", "AWS was not able to validate the provided access credentials: %v", err))
 		return
@@ -104,6 +104,11 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	action := form.Get("Action")
+	if who.service == "sts" {
+		f.serveSTS(w, who, action, form)
+		return
+	}
+	region := who.region
 	if form.Get("Version") == "" {
 		f.writeError(w, "", badRequest("MissingParameter", "The request must contain the parameter Version"))
 		return
@@ -122,7 +127,7 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if aerr = f.injectedLocked(action); aerr == nil {
 		out, aerr = h(f, req)
 	}
-	call := Call{Seq: len(f.calls) + 1, Action: action, Region: region, Time: f.cfg.Now(), RequestID: req.requestID}
+	call := Call{Seq: len(f.calls) + 1, Action: action, Region: region, Time: f.cfg.Now(), RequestID: req.requestID, Role: who.role}
 	if aerr != nil {
 		call.Code = aerr.code
 	}
@@ -131,10 +136,7 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	hold := action == "RunInstances" && aerr == nil && f.faults.HoldRunInstances
 	call.Held = hold
-	f.calls = append(f.calls, call)
-	idx := len(f.calls) - 1
-	close(f.changed)
-	f.changed = make(chan struct{})
+	idx := f.logCallLocked(call)
 	release := f.release
 	f.mu.Unlock()
 
@@ -155,6 +157,14 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.writeXML(w, action, req.requestID, out)
+}
+
+// logCallLocked appends call to the log, wakes waiters and returns its index.
+func (f *Fake) logCallLocked(call Call) int {
+	f.calls = append(f.calls, call)
+	close(f.changed)
+	f.changed = make(chan struct{})
+	return len(f.calls) - 1
 }
 
 // injectedLocked returns the throttling or server fault to answer with, if any.

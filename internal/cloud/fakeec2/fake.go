@@ -23,6 +23,11 @@ type Config struct {
 	SecretAccessKey string
 	// SessionToken, when set, must be sent (and signed) as X-Amz-Security-Token.
 	SessionToken string
+	// Roles are the role ARNs STS AssumeRole (served at the same URL, for
+	// requests signed for service sts) lets the credentials assume; nil allows
+	// any role ARN. Calls signed with the temporary credentials it issues are
+	// accepted and logged with the role (Call.Role).
+	Roles []string
 	// Zones maps each region the fake serves to its availability zones.
 	// Default: DefaultZones().
 	Zones map[string][]string
@@ -161,6 +166,8 @@ type Call struct {
 	RequestID string    `json:"request_id"`
 	// InstanceID is the instance RunInstances created or returned.
 	InstanceID string `json:"instance_id,omitempty"`
+	// Role is the assumed role whose temporary credentials signed the call.
+	Role string `json:"role,omitempty"`
 	// Held is true while the response is withheld (Faults.HoldRunInstances).
 	Held bool `json:"held,omitempty"`
 }
@@ -182,6 +189,10 @@ type Faults struct {
 	// name it, and be left out of filtered listings until then (EC2's
 	// eventual consistency right after RunInstances).
 	NotFoundPolls int `json:"not_found_polls,omitempty"`
+	// GroupInUse fails the next GroupInUse DeleteSecurityGroup calls with
+	// DependencyViolation even when no live instance uses the group, as EC2
+	// does for a while after termination (network interfaces detach late).
+	GroupInUse int `json:"group_in_use,omitempty"`
 	// HoldRunInstances withholds RunInstances responses after the instance
 	// was created, until Release is called or the client goes away: what a
 	// client killed right after sending RunInstances experiences.
@@ -213,7 +224,8 @@ type Fake struct {
 	groups    []*securityGroup
 	keys      []*keyPair
 	subnets   []Subnet
-	vpcs      map[string]string // region -> default VPC id
+	vpcs      map[string]string      // region -> default VPC id
+	issued    map[string]issuedCreds // temporary access key id -> credentials
 	faults    Faults
 	publicIPs []string
 	calls     []Call
@@ -256,6 +268,7 @@ func New(cfg Config) *Fake {
 		cfg:     cfg,
 		tokens:  map[string]tokenEntry{},
 		vpcs:    map[string]string{},
+		issued:  map[string]issuedCreds{},
 		changed: make(chan struct{}),
 		release: make(chan struct{}),
 	}

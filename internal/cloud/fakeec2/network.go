@@ -333,6 +333,10 @@ func (f *Fake) deleteSecurityGroup(req *request) (response, *apiError) {
 			return nil, badRequest("DependencyViolation", "resource %s has a dependent object", id)
 		}
 	}
+	if f.faults.GroupInUse > 0 {
+		f.faults.GroupInUse--
+		return nil, badRequest("DependencyViolation", "resource %s has a dependent object", id)
+	}
 	for i, have := range f.groups {
 		if have == g {
 			f.groups = append(f.groups[:i], f.groups[i+1:]...)

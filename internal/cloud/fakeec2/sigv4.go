@@ -12,56 +12,71 @@ import (
 	"strings"
 )
 
+// signer is who signed a request: the credential scope and, for temporary
+// credentials issued by AssumeRole, the role.
+type signer struct {
+	region, service string
+	role            string // assumed role ARN; "" for the configured credentials
+}
+
 // verifySigV4 checks the request's AWS Signature Version 4 (Authorization
-// header form) against the configured credentials, independently of the SDK's
-// signer. It returns the region of the credential scope.
-func (f *Fake) verifySigV4(r *http.Request, body []byte) (string, error) {
+// header form) against the configured credentials or those AssumeRole
+// issued, independently of the SDK's signer.
+func (f *Fake) verifySigV4(r *http.Request, body []byte) (signer, error) {
+	var who signer
 	auth := r.Header.Get("Authorization")
 	const algo = "AWS4-HMAC-SHA256"
 	if !strings.HasPrefix(auth, algo+" ") {
-		return "", fmt.Errorf("missing or unsupported Authorization header")
+		return who, fmt.Errorf("missing or unsupported Authorization header")
 	}
 	fields := map[string]string{}
 	for _, part := range strings.Split(strings.TrimPrefix(auth, algo+" "), ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok {
-			return "", fmt.Errorf("malformed Authorization header")
+			return who, fmt.Errorf("malformed Authorization header")
 		}
 		fields[k] = v
 	}
 	cred, signedHeaders, signature := fields["Credential"], fields["SignedHeaders"], fields["Signature"]
 	scopeParts := strings.Split(cred, "/")
 	if len(scopeParts) != 5 || scopeParts[4] != "aws4_request" {
-		return "", fmt.Errorf("malformed credential scope %q", cred)
+		return who, fmt.Errorf("malformed credential scope %q", cred)
 	}
 	akid, date, region, service := scopeParts[0], scopeParts[1], scopeParts[2], scopeParts[3]
+	secret, wantToken := f.cfg.SecretAccessKey, f.cfg.SessionToken
 	if akid != f.cfg.AccessKeyID {
-		return "", fmt.Errorf("the access key id %q is not known", akid)
+		f.mu.Lock()
+		issued, ok := f.issued[akid]
+		f.mu.Unlock()
+		if !ok {
+			return who, fmt.Errorf("the access key id %q is not known", akid)
+		}
+		secret, wantToken, who.role = issued.secret, issued.token, issued.role
 	}
-	if service != "ec2" {
-		return "", fmt.Errorf("credential scope names service %q, not ec2", service)
+	if service != "ec2" && service != "sts" {
+		return who, fmt.Errorf("credential scope names service %q, not ec2 or sts", service)
 	}
 	if _, ok := f.cfg.Zones[region]; !ok {
-		return "", fmt.Errorf("region %q is not served by this endpoint", region)
+		return who, fmt.Errorf("region %q is not served by this endpoint", region)
 	}
 	amzDate := r.Header.Get("X-Amz-Date")
 	if len(amzDate) != len("20060102T150405Z") || amzDate[:8] != date {
-		return "", fmt.Errorf("X-Amz-Date %q does not match the credential scope date %q", amzDate, date)
+		return who, fmt.Errorf("X-Amz-Date %q does not match the credential scope date %q", amzDate, date)
 	}
 	headers := strings.Split(signedHeaders, ";")
 	if !sort.StringsAreSorted(headers) || !contains(headers, "host") || !contains(headers, "x-amz-date") {
-		return "", fmt.Errorf("signed headers %q must be sorted and include host and x-amz-date", signedHeaders)
+		return who, fmt.Errorf("signed headers %q must be sorted and include host and x-amz-date", signedHeaders)
 	}
-	if f.cfg.SessionToken != "" {
-		if r.Header.Get("X-Amz-Security-Token") != f.cfg.SessionToken || !contains(headers, "x-amz-security-token") {
-			return "", fmt.Errorf("the security token included in the request is invalid")
+	if wantToken != "" {
+		if r.Header.Get("X-Amz-Security-Token") != wantToken || !contains(headers, "x-amz-security-token") {
+			return who, fmt.Errorf("the security token included in the request is invalid")
 		}
 	}
 
 	bodyHash := sha256.Sum256(body)
 	payloadHash := hex.EncodeToString(bodyHash[:])
 	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && h != payloadHash {
-		return "", fmt.Errorf("x-amz-content-sha256 does not match the body")
+		return who, fmt.Errorf("x-amz-content-sha256 does not match the body")
 	}
 
 	var canon strings.Builder
@@ -81,15 +96,16 @@ func (f *Fake) verifySigV4(r *http.Request, body []byte) (string, error) {
 	crHash := sha256.Sum256([]byte(canon.String()))
 	stringToSign := algo + "\n" + amzDate + "\n" + scope + "\n" + hex.EncodeToString(crHash[:])
 
-	key := hmacSHA256([]byte("AWS4"+f.cfg.SecretAccessKey), date)
+	key := hmacSHA256([]byte("AWS4"+secret), date)
 	key = hmacSHA256(key, region)
 	key = hmacSHA256(key, service)
 	key = hmacSHA256(key, "aws4_request")
 	want := hex.EncodeToString(hmacSHA256(key, stringToSign))
 	if !hmac.Equal([]byte(want), []byte(signature)) {
-		return "", fmt.Errorf("the request signature we calculated does not match the signature you provided")
+		return who, fmt.Errorf("the request signature we calculated does not match the signature you provided")
 	}
-	return region, nil
+	who.region, who.service = region, service
+	return who, nil
 }
 
 func hmacSHA256(key []byte, data string) []byte {
