@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -73,6 +74,9 @@ type File struct {
 	// the node has gzip, and verifies the decompressed file.
 	Gzip     string
 	GzipSize int64
+	// GLIBC is the newest glibc symbol version the file needs ("2.34"), or
+	// "" when it needs none; Install checks it against the node's glibc.
+	GLIBC string
 }
 
 // ForArch returns the files for arch, sorted by name, and an error when the
@@ -180,6 +184,8 @@ type manifestFile struct {
 	// GzipPath is the gzip-compressed copy of Path, if any.
 	GzipPath string `json:"gzip_path,omitempty"`
 	GzipSize int64  `json:"gzip_size,omitempty"`
+	// GLIBC is the newest glibc symbol version the file needs.
+	GLIBC string `json:"glibc,omitempty"`
 }
 
 // LoadBundle reads a bundle directory written by BuildBundle, checking that
@@ -207,7 +213,7 @@ func LoadBundle(dir string) (*Bundle, error) {
 		if err != nil {
 			return nil, fmt.Errorf("runtime bundle %s: file %s: mode %q: %w", dir, mf.Name, mf.Mode, err)
 		}
-		f := File{Arch: mf.Arch, Name: mf.Name, URL: mf.URL, SHA256: mf.SHA256, Size: mf.Size, Mode: fs.FileMode(mode)}
+		f := File{Arch: mf.Arch, Name: mf.Name, URL: mf.URL, SHA256: mf.SHA256, Size: mf.Size, Mode: fs.FileMode(mode), GLIBC: mf.GLIBC}
 		if !isSHA256(f.SHA256) || !slices.Contains(supportedArches, f.Arch) || !validName(f.Name) {
 			return nil, fmt.Errorf("runtime bundle %s: invalid entry %+v", dir, mf)
 		}
@@ -378,6 +384,9 @@ func describe(root, file, arch, name string, mode fs.FileMode, compress bool) (m
 		return manifestFile{}, fmt.Errorf("building runtime bundle: %w", err)
 	}
 	mf := manifestFile{Arch: arch, Name: name, Path: filepath.ToSlash(rel), SHA256: sum, Size: size, Mode: fmt.Sprintf("%04o", mode)}
+	if mf.GLIBC, err = requiredGLIBC(file); err != nil {
+		return manifestFile{}, fmt.Errorf("building runtime bundle: %s: %w", rel, err)
+	}
 	if compress {
 		n, err := gzipFile(file, file+".gz")
 		if err != nil {
@@ -386,6 +395,53 @@ func describe(root, file, arch, name string, mode fs.FileMode, compress bool) (m
 		mf.GzipPath, mf.GzipSize = filepath.ToSlash(rel)+".gz", n
 	}
 	return mf, nil
+}
+
+// requiredGLIBC returns the newest GLIBC_x.y symbol version an ELF file
+// imports ("2.34"), or "" for a static binary.
+func requiredGLIBC(file string) (string, error) {
+	f, err := elf.Open(file)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	syms, err := f.ImportedSymbols()
+	if err != nil {
+		if errors.Is(err, elf.ErrNoSymbols) {
+			return "", nil
+		}
+		return "", fmt.Errorf("reading imported symbols: %w", err)
+	}
+	best := ""
+	for _, s := range syms {
+		v, ok := strings.CutPrefix(s.Version, "GLIBC_")
+		if ok && versionLess(best, v) {
+			best = v
+		}
+	}
+	return best, nil
+}
+
+// versionLess compares dotted numeric versions ("2.3.2" < "2.34"); "" is
+// the smallest.
+func versionLess(a, b string) bool {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	if a == "" {
+		return b != ""
+	}
+	for i := 0; i < max(len(as), len(bs)); i++ {
+		var x, y int
+		if i < len(as) {
+			x, _ = strconv.Atoi(as[i])
+		}
+		if i < len(bs) {
+			y, _ = strconv.Atoi(bs[i])
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return false
 }
 
 // gzipFile writes a gzip-compressed copy of src to dst and returns its size.

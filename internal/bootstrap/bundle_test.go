@@ -56,6 +56,9 @@ func TestBuildBundleManifest(t *testing.T) {
 		}
 	}
 	agentFile := findFile(b, b.Files[0].Arch, AgentFile)
+	if agentFile != nil && agentFile.GLIBC == "" {
+		t.Errorf("agent file needs no glibc per the manifest; hadrond is built with cgo, want its GLIBC_ version")
+	}
 	if agentFile == nil || agentFile.Mode != 0o755 {
 		t.Errorf("agent file = %+v, want bin/hadrond with mode 0755", agentFile)
 	}
@@ -190,6 +193,26 @@ func TestRenderUnit(t *testing.T) {
 	for _, want := range []string{"Restart=always", "User=hadron", "ExecStart=/opt/hadron/current/bin/hadrond agent -config /opt/hadron/etc/hadrond.hcl", "StandardOutput=append:/opt/hadron/log/hadrond.log", "WantedBy=multi-user.target"} {
 		if !strings.Contains(unit, want) {
 			t.Errorf("unit lacks %q:\n%s", want, unit)
+		}
+	}
+}
+
+func TestVersionLess(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"", "2.17", true},
+		{"2.17", "", false},
+		{"2.3.2", "2.34", true},
+		{"2.34", "2.3.2", false},
+		{"2.31", "2.34", true},
+		{"2.36", "2.34", false},
+		{"2.34", "2.34", false},
+	}
+	for _, tc := range tests {
+		if got := versionLess(tc.a, tc.b); got != tc.want {
+			t.Errorf("versionLess(%q, %q) = %t, want %t", tc.a, tc.b, got, tc.want)
 		}
 	}
 }

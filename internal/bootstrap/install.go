@@ -158,6 +158,7 @@ type facts struct {
 	os, machine, arch string
 	uid               int
 	login, home, pid1 string
+	glibc             string // "2.36"; "" when not glibc (musl) or unknown
 	sudo              bool
 	has               map[string]bool
 	gpus, gpuErr      []string
@@ -309,6 +310,7 @@ echo "uid=$(id -u)"
 echo "login=$(id -un)"
 echo "home=${HOME:-}"
 echo "pid1=$(cat /proc/1/comm 2>/dev/null || true)"
+echo "glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | sed -n 's/^glibc //p')"
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then echo sudo=1; fi
 for t in curl wget gzip sha256sum systemctl useradd setpriv runuser setsid nohup nvidia-smi; do
   if command -v "$t" >/dev/null 2>&1; then echo "has=$t"; fi
@@ -347,6 +349,8 @@ func (in *installer) detect(ctx context.Context) error {
 			f.home = kv[1]
 		case "pid1":
 			f.pid1 = kv[1]
+		case "glibc":
+			f.glibc = kv[1]
 		case "sudo":
 			f.sudo = kv[1] == "1"
 		case "has":
@@ -469,6 +473,17 @@ func (in *installer) plan() error {
 	files, err := o.Bundle.ForArch(f.arch)
 	if err != nil {
 		return err
+	}
+	for _, fl := range files {
+		if fl.GLIBC == "" {
+			continue
+		}
+		if f.glibc == "" {
+			return fmt.Errorf("%s needs glibc %s but the node has no glibc (musl-based images such as Alpine are not supported)", fl.Name, fl.GLIBC)
+		}
+		if versionLess(f.glibc, fl.GLIBC) {
+			return fmt.Errorf("%s needs glibc %s but the node has glibc %s: use a newer image (Ubuntu 22.04+, Debian 12, Amazon Linux 2023)", fl.Name, fl.GLIBC, f.glibc)
+		}
 	}
 	l.files = files
 	l.sums = sums(files)

@@ -175,6 +175,13 @@ func TestInstallFailures(t *testing.T) {
 			corrupt.Files[i].SHA256 = strings.Repeat("0", 64)
 		}
 	}
+	newGLIBC := *bundleV1
+	newGLIBC.Files = append([]File(nil), bundleV1.Files...)
+	for i := range newGLIBC.Files {
+		if newGLIBC.Files[i].Name == AgentFile {
+			newGLIBC.Files[i].GLIBC = "9.99"
+		}
+	}
 	tests := []struct {
 		name      string
 		modify    func(o *Options)
@@ -188,6 +195,12 @@ func TestInstallFailures(t *testing.T) {
 			wantPhase: PhaseRunning,
 			wantErr:   []string{"hadrond exited with status 1"},
 			wantLog:   "log_level",
+		},
+		{
+			name:      "node glibc too old",
+			modify:    func(o *Options) { o.Bundle = &newGLIBC },
+			wantPhase: PhaseOS,
+			wantErr:   []string{"bin/hadrond needs glibc 9.99 but the node has glibc 2."},
 		},
 		{
 			name:      "bundle digest does not match",
