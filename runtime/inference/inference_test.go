@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/hadron-ai/terraform-provider-hadron/runtime/inference"
@@ -240,4 +241,60 @@ func TestFloat16RoundTrip(t *testing.T) {
 	if got := inference.Float16ToFloat32(0x7e00); !math.IsNaN(float64(got)) {
 		t.Errorf("Float16ToFloat32(NaN): got %g", got)
 	}
+}
+
+func TestNewRuntimeRejects(t *testing.T) {
+	rt := newRuntime(t)
+	lib := os.Getenv("HADRON_ORT_LIBRARY")
+	tests := []struct {
+		name string
+		opts inference.Options
+		want string
+	}{
+		{"no library", inference.Options{}, "creating ONNX Runtime: library path is empty"},
+		{"provider", inference.Options{LibraryPath: lib, ExecutionProvider: "tpu"}, `execution provider "tpu" is not one of auto, cpu, cuda`},
+		{"threads", inference.Options{LibraryPath: lib, IntraOpThreads: -1}, "intra_op_threads -1 is negative"},
+		{"second library", inference.Options{LibraryPath: lib + ".other"}, "already loaded from " + lib},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := inference.NewRuntime(tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+	if got := rt.Version(); got == "" {
+		t.Error("Version: got empty")
+	}
+}
+
+func TestCloseRuntimeClosesSessions(t *testing.T) {
+	lib := ortLib(t)
+	rt, err := inference.NewRuntime(inference.Options{LibraryPath: lib, ExecutionProvider: "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := rt.Load(filepath.Join("testdata", "cnn.onnx"), inference.SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := inference.NewTensor(inference.FP32, []int64{1, 1, 28, 28})
+	if _, err := s.Run(map[string]*inference.Tensor{"image": in}, nil); err == nil || !strings.Contains(err.Error(), "session is closed") {
+		t.Errorf("Run after Close: got %v, want session is closed", err)
+	}
+	if _, err := rt.Load(filepath.Join("testdata", "cnn.onnx"), inference.SessionOptions{}); err == nil {
+		t.Error("Load after Close: got no error")
+	}
+}
+
+func ortLib(t *testing.T) string {
+	lib := os.Getenv("HADRON_ORT_LIBRARY")
+	if lib == "" {
+		t.Skip("ONNX Runtime not configured: run make test or export HADRON_ORT_LIBRARY=/path/to/libonnxruntime.so.1")
+	}
+	return lib
 }
