@@ -476,8 +476,12 @@ func TestCreateMovesOnWhenInstanceTerminatesWhileLaunching(t *testing.T) {
 		if srv.WaitForCalls(ctx, "RunInstances", 1) != nil {
 			return
 		}
-		id := srv.Calls()[len(srv.Calls())-1].InstanceID
-		_ = srv.Terminate(id, true)
+		for _, c := range srv.Calls() {
+			if c.Action == "RunInstances" && c.InstanceID != "" {
+				_ = srv.Terminate(c.InstanceID, true)
+				break
+			}
+		}
 		srv.SetPolls(0, 0)
 	}()
 	inst, err := b.Create(testCtx(t), spec)
