@@ -476,13 +476,13 @@ func TestCreateMovesOnWhenInstanceTerminatesWhileLaunching(t *testing.T) {
 		if srv.WaitForCalls(ctx, "RunInstances", 1) != nil {
 			return
 		}
+		srv.SetPolls(0, 0) // for the next instance; the first one stays pending
 		for _, c := range srv.Calls() {
 			if c.Action == "RunInstances" && c.InstanceID != "" {
 				_ = srv.Terminate(c.InstanceID, true)
 				break
 			}
 		}
-		srv.SetPolls(0, 0)
 	}()
 	inst, err := b.Create(testCtx(t), spec)
 	if err != nil {
