@@ -38,10 +38,16 @@ type gpuInstanceModel struct {
 	SSHPublicKey      types.String   `tfsdk:"ssh_public_key"`
 	KeyName           types.String   `tfsdk:"key_name"`
 	AssociatePublicIP types.Bool     `tfsdk:"associate_public_ip"`
+	Clouds            types.List     `tfsdk:"clouds"`
+	Regions           types.List     `tfsdk:"regions"`
+	Placements        types.List     `tfsdk:"placements"`
+	MaxHourlyPrice    types.Float64  `tfsdk:"max_hourly_price"`
 	Tags              types.Map      `tfsdk:"tags"`
 	Timeouts          timeouts.Value `tfsdk:"timeouts"`
 
-	Status           types.String `tfsdk:"status"`
+	Candidates       types.List    `tfsdk:"candidates"`
+	HourlyPrice      types.Float64 `tfsdk:"hourly_price"`
+	Status           types.String  `tfsdk:"status"`
 	Endpoint         types.String `tfsdk:"endpoint"`
 	Token            types.String `tfsdk:"token"`
 	PublicIP         types.String `tfsdk:"public_ip"`
@@ -66,8 +72,9 @@ var clouds = []string{"local", "aws", "aliyun"}
 
 // idempotencyKey identifies an instance resource from configuration alone, so
 // a re-apply after a crash between create and state save finds the instance.
-func idempotencyKey(cloudName, region, name string) string {
-	h := sha256.Sum256([]byte("hadron-instance\x00" + cloudName + "\x00" + region + "\x00" + name))
+// Each candidate then gets its own client token (cloud.ClientToken).
+func idempotencyKey(name string) string {
+	h := sha256.Sum256([]byte("hadron-instance\x00" + name))
 	return hex.EncodeToString(h[:16])
 }
 
@@ -102,7 +109,7 @@ func specFromModel(ctx context.Context, m *gpuInstanceModel, candidates []cloud.
 	diags.Append(d...)
 	return cloud.Spec{
 		Name:             m.Name.ValueString(),
-		IdempotencyKey:   idempotencyKey(m.Cloud.ValueString(), m.Region.ValueString(), m.Name.ValueString()),
+		IdempotencyKey:   idempotencyKey(m.Name.ValueString()),
 		Candidates:       candidates,
 		SpotMaxPrice:     m.SpotMaxPrice.ValueFloat64(),
 		ImageID:          m.ImageID.ValueString(),
@@ -256,6 +263,14 @@ func (m *gpuInstanceModel) attr(name string) attr.Value {
 		return m.KeyName
 	case "associate_public_ip":
 		return m.AssociatePublicIP
+	case "clouds":
+		return m.Clouds
+	case "regions":
+		return m.Regions
+	case "placements":
+		return m.Placements
+	case "max_hourly_price":
+		return m.MaxHourlyPrice
 	}
 	panic("gpuInstanceModel.attr: unknown attribute " + name)
 }

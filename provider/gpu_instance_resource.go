@@ -23,7 +23,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/objectplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
-	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -38,6 +37,7 @@ var (
 	_ resource.ResourceWithConfigure      = (*gpuInstanceResource)(nil)
 	_ resource.ResourceWithImportState    = (*gpuInstanceResource)(nil)
 	_ resource.ResourceWithValidateConfig = (*gpuInstanceResource)(nil)
+	_ resource.ResourceWithModifyPlan     = (*gpuInstanceResource)(nil)
 )
 
 // Default timeouts of hadron_gpu_instance, in one place.
@@ -78,9 +78,41 @@ func (r *gpuInstanceResource) Schema(ctx context.Context, _ resource.SchemaReque
 					"must be 1 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit")},
 				MarkdownDescription: "Name of the node (its `Name` tag). Unique per cloud and region: it also identifies the " +
 					"instance when an interrupted apply is retried, so a retry never creates a second one."},
-			"cloud": schema.StringAttribute{Optional: true, Computed: true, Default: stringdefault.StaticString(clouds[0]),
-				PlanModifiers: replace, Validators: []validator.String{stringvalidator.OneOf(clouds...)},
-				MarkdownDescription: "Where the node runs: " + enumDescription(clouds) + ". Defaults to `local`."},
+			"cloud": schema.StringAttribute{Optional: true, Computed: true,
+				PlanModifiers: replaceComputed, Validators: []validator.String{stringvalidator.OneOf(clouds...)},
+				MarkdownDescription: "Where the node runs: " + enumDescription(clouds) + ". Unset: `local`, unless `gpu`, " +
+					"`clouds` or `placements` leave the choice to the cheapest offer, in which case it is where the instance landed."},
+			"clouds": schema.ListAttribute{Optional: true, ElementType: types.StringType,
+				PlanModifiers: []planmodifier.List{listplanmodifier.RequiresReplace()},
+				Validators: []validator.List{listvalidator.ValueStringsAre(stringvalidator.OneOf(clouds[1:]...)),
+					listvalidator.ConflictsWith(path.MatchRoot("cloud"))},
+				MarkdownDescription: "Clouds the `gpu` requirement may be met in (" + enumDescription(clouds[1:]) + "); all by default."},
+			"regions": schema.ListAttribute{Optional: true, ElementType: types.StringType,
+				PlanModifiers: []planmodifier.List{listplanmodifier.RequiresReplace()},
+				Validators:    []validator.List{listvalidator.ConflictsWith(path.MatchRoot("region"))},
+				MarkdownDescription: "Regions the `gpu` requirement may be met in; all the catalog knows by default."},
+			"max_hourly_price": schema.Float64Attribute{Optional: true,
+				PlanModifiers:       []planmodifier.Float64{float64planmodifier.RequiresReplace()},
+				Validators:          []validator.Float64{float64validator.AtLeast(0)},
+				MarkdownDescription: "Only offers at or below this price, USD per hour."},
+			"placements": schema.ListNestedAttribute{Optional: true,
+				PlanModifiers: []planmodifier.List{listplanmodifier.RequiresReplace()},
+				MarkdownDescription: "Explicit candidates, tried in the order written (each narrowed by `gpu` and `max_hourly_price`). " +
+					"An unset region, zone or instance type lets the catalog choose, cheapest first.",
+				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
+					"cloud":         schema.StringAttribute{Required: true, Validators: []validator.String{stringvalidator.OneOf(clouds[1:]...)}, MarkdownDescription: "Cloud."},
+					"region":        schema.StringAttribute{Optional: true, MarkdownDescription: "Region."},
+					"zone":          schema.StringAttribute{Optional: true, MarkdownDescription: "Zone."},
+					"instance_type": schema.StringAttribute{Optional: true, MarkdownDescription: "Instance type."},
+				}},
+			},
+			"candidates": schema.ListAttribute{Computed: true, ElementType: candidateType,
+				PlanModifiers: []planmodifier.List{listplanmodifier.UseStateForUnknown()},
+				MarkdownDescription: "Where apply may create the instance, in the order it tries: resolved and pinned at plan " +
+					"time (zone, then region, then cloud), with each offer's hourly price."},
+			"hourly_price": schema.Float64Attribute{Computed: true,
+				PlanModifiers:       []planmodifier.Float64{float64planmodifier.UseStateForUnknown()},
+				MarkdownDescription: "Price of the instance, USD per hour: the first candidate's at plan time, where it landed after apply (0 for local nodes)."},
 			"region": schema.StringAttribute{Optional: true, Computed: true, PlanModifiers: replaceComputed,
 				MarkdownDescription: "Region (`us-east-1`, `cn-hangzhou`, …). Defaults to the provider block's region. `local` for local nodes."},
 			"zone": schema.StringAttribute{Optional: true, Computed: true, PlanModifiers: replaceComputed,
@@ -188,7 +220,7 @@ func (r *gpuInstanceResource) Configure(_ context.Context, req resource.Configur
 // localUnsupported lists the attributes that make no sense for local nodes.
 var localUnsupported = []string{"region", "zone", "zones", "instance_type", "spot_max_price", "image_id",
 	"root_volume_size", "root_volume_type", "subnet_id", "security_group_ids", "allowed_cidrs", "ssh_public_key",
-	"key_name", "associate_public_ip"}
+	"key_name", "associate_public_ip", "clouds", "regions", "placements", "max_hourly_price"}
 
 func (r *gpuInstanceResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
 	var m gpuInstanceModel
@@ -196,10 +228,7 @@ func (r *gpuInstanceResource) ValidateConfig(ctx context.Context, req resource.V
 	if resp.Diagnostics.HasError() || m.Cloud.IsUnknown() {
 		return
 	}
-	c := m.Cloud.ValueString()
-	if m.Cloud.IsNull() {
-		c = clouds[0]
-	}
+	c := m.effectiveCloud()
 	if c != "local" {
 		return
 	}
@@ -232,26 +261,20 @@ func (r *gpuInstanceResource) Create(ctx context.Context, req resource.CreateReq
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	b, err := r.data.backend(ctx, plan.Cloud.ValueString())
-	if err != nil {
-		resp.Diagnostics.Append(errorDiag("Cloud Not Available", "Hadron could not set up the "+plan.Cloud.ValueString()+" cloud.", err))
-		return
-	}
-	spec, diags := specFromModel(ctx, &plan, r.candidates(&plan))
+	spec, diags := specFromModel(ctx, &plan, nil)
 	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	tflog.Info(ctx, "creating node", map[string]any{"cloud": b.Name(), "name": spec.Name})
-	inst, err := b.Create(ctx, spec)
+	inst, err := r.createOnCandidates(ctx, &plan, spec)
 	if err != nil {
 		var ae *cloud.AttemptsError
 		if errors.As(err, &ae) {
 			resp.Diagnostics.Append(errorDiag("No Capacity For Instance",
-				"Every candidate placement failed. Add zones, allow other instance types, or retry later.", err))
+				"Every candidate placement failed. Add zones, regions or clouds, allow other GPUs, or retry later.", err))
 			return
 		}
-		resp.Diagnostics.Append(errorDiag("Error Creating Instance", "The "+b.Name()+" cloud refused or failed the create.", err))
+		resp.Diagnostics.Append(errorDiag("Error Creating Instance", "The cloud refused or failed the create.", err))
 		return
 	}
 	applyInstance(&plan, inst)
@@ -268,21 +291,56 @@ func (r *gpuInstanceResource) Create(ctx context.Context, req resource.CreateReq
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
-// candidates returns the placements to try, in order.
-func (r *gpuInstanceResource) candidates(m *gpuInstanceModel) []cloud.Candidate {
-	c := cloud.Candidate{Region: m.Region.ValueString(), Zone: m.Zone.ValueString(),
-		InstanceType: m.InstanceType.ValueString(), Spot: m.Spot.ValueBool()}
-	var zones []string
-	_ = m.Zones.ElementsAs(context.Background(), &zones, false)
-	if len(zones) == 0 {
-		return []cloud.Candidate{c}
+// createOnCandidates tries the pinned candidates in order, one cloud's run
+// of candidates at a time, and reports every attempt when all fail.
+func (r *gpuInstanceResource) createOnCandidates(ctx context.Context, plan *gpuInstanceModel, spec cloud.Spec) (*cloud.Instance, error) {
+	cands := candidatesFromValue(plan.Candidates)
+	if plan.Cloud.ValueString() == "local" || len(cands) == 0 {
+		b, err := r.data.backend(ctx, "local")
+		if err != nil {
+			return nil, err
+		}
+		return b.Create(ctx, spec)
 	}
-	out := make([]cloud.Candidate, len(zones))
-	for i, z := range zones {
-		out[i] = c
-		out[i].Zone = z
+	all := &cloud.AttemptsError{Cloud: "any"}
+	for i := 0; i < len(cands); {
+		j := i
+		for j < len(cands) && cands[j].Cloud == cands[i].Cloud {
+			j++
+		}
+		name := cands[i].Cloud
+		spec.Candidates = nil
+		for _, c := range cands[i:j] {
+			spec.Candidates = append(spec.Candidates, c.cloudCandidate())
+		}
+		i = j
+		b, err := r.data.backend(ctx, name)
+		if err != nil {
+			all.Attempts = append(all.Attempts, cloud.Attempt{Candidate: spec.Candidates[0], Code: "CloudNotConfigured", Message: err.Error()})
+			continue
+		}
+		tflog.Info(ctx, "creating instance", map[string]any{"cloud": name, "candidates": len(spec.Candidates), "name": spec.Name})
+		inst, err := b.Create(ctx, spec)
+		var ae *cloud.AttemptsError
+		switch {
+		case err == nil:
+			inst.Cloud = name
+			inst.Attempts = append(all.Attempts, inst.Attempts...)
+			for _, c := range cands {
+				if c.Cloud == name && c.InstanceType == inst.InstanceType && (c.Zone == "" || c.Zone == inst.Zone) && (c.Region == "" || c.Region == inst.Region) {
+					plan.HourlyPrice = types.Float64Value(c.HourlyPrice)
+					break
+				}
+			}
+			return inst, nil
+		case errors.As(err, &ae):
+			all.Attempts = append(all.Attempts, ae.Attempts...)
+			tflog.Warn(ctx, "no capacity in this cloud; trying the next", map[string]any{"cloud": name, "error": err.Error()})
+		default:
+			return nil, err
+		}
 	}
-	return out
+	return nil, all
 }
 
 // refreshNode asks the node's agent what it is and fills the model.
@@ -306,6 +364,15 @@ func setUnknownsNull(m *gpuInstanceModel) {
 		if s.IsUnknown() {
 			*s = types.StringNull()
 		}
+	}
+	if m.Cloud.IsUnknown() {
+		m.Cloud = types.StringNull()
+	}
+	if m.HourlyPrice.IsUnknown() {
+		m.HourlyPrice = types.Float64Null()
+	}
+	if m.Candidates.IsUnknown() {
+		m.Candidates = candidatesValue(nil)
 	}
 	for _, i := range []*types.Int64{&m.VCPUs, &m.MemoryMB, &m.DetectedGPUCount} {
 		if i.IsUnknown() {
@@ -343,6 +410,9 @@ func (r *gpuInstanceResource) Read(ctx context.Context, req resource.ReadRequest
 		return
 	}
 	applyInstance(&state, inst)
+	if state.Candidates.IsNull() || state.Candidates.IsUnknown() {
+		r.data.landedCandidates(&state, inst)
+	}
 	if err := r.refreshNode(ctx, &state); err != nil {
 		tflog.Warn(ctx, "node agent did not answer", map[string]any{"id": state.ID.ValueString(), "error": err.Error()})
 		state.Status = types.StringValue("agent_unreachable")

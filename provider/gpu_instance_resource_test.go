@@ -113,7 +113,8 @@ func TestAccGPUInstance_badInput(t *testing.T) {
   region = "us-east-1"
 }`, `(?s)Attribute not supported for this cloud.*region is not supported with cloud = "local"`},
 		{"gpu on local", `resource "hadron_gpu_instance" "x" {
-  name = "x"
+  name  = "x"
+  cloud = "local"
   gpu {
     model = "A10G"
   }

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 
 	"github.com/hadron-ai/terraform-provider-hadron/internal/agentclient"
+	"github.com/hadron-ai/terraform-provider-hadron/internal/catalog"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud/local"
 )
@@ -24,9 +25,9 @@ type providerData struct {
 	local   local.Config
 	aws     *awsBlockModel
 	aliyun  *aliyunBlockModel
-	// maxHourlyPrice is the budget; zero means none.
-	maxHourlyPrice float64
-	getenv         func(string) string
+	catalog *catalog.Catalog
+	budget  *budgetTracker
+	getenv  func(string) string
 
 	mu       sync.Mutex
 	backends map[string]cloud.Backend
@@ -42,13 +43,20 @@ func newProviderData(cfg providerModel, version string, getenv func(string) stri
 	d.local.DataDir = firstNonEmpty(lb.DataDir.ValueString(), getenv("HADRON_LOCAL_DATA_DIR"), defaultStateDir(getenv))
 	d.local.RuntimePath = firstNonEmpty(lb.RuntimePath.ValueString(), getenv("HADRON_RUNTIME_PATH"), besideExecutable("hadrond"), lookPath("hadrond"))
 	d.local.ORTLibrary = firstNonEmpty(lb.ORTLibrary.ValueString(), getenv("HADRON_ORT_LIBRARY"), besideExecutable("libonnxruntime.so.1"))
+	var budget float64
 	if cfg.Budget != nil && !cfg.Budget.MaxHourlyPrice.IsNull() {
-		d.maxHourlyPrice = cfg.Budget.MaxHourlyPrice.ValueFloat64()
-		if d.maxHourlyPrice <= 0 {
+		budget = cfg.Budget.MaxHourlyPrice.ValueFloat64()
+		if budget <= 0 {
 			diags.Append(attrError(rootPath("budget", "max_hourly_price"), "Invalid budget",
-				fmt.Sprintf("max_hourly_price must be more than 0 (USD per hour), got %g.", d.maxHourlyPrice)))
+				fmt.Sprintf("max_hourly_price must be more than 0 (USD per hour), got %g.", budget)))
 		}
 	}
+	d.budget = newBudgetTracker(budget)
+	cat, err := catalog.Embedded()
+	if err != nil {
+		diags.Append(errorDiag("Catalog Not Readable", "The provider's embedded GPU catalog could not be read; this is a bug.", err))
+	}
+	d.catalog = cat
 	if a := cfg.AWS; a != nil && !a.SecretKey.IsNull() && a.AccessKey.IsNull() {
 		diags.Append(attrError(rootPath("aws", "access_key"), "Missing AWS access key",
 			"aws.secret_key is set but aws.access_key is not. Set both, or neither and let the AWS SDK find credentials."))

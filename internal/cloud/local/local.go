@@ -240,7 +240,7 @@ func (b *Backend) Get(ctx context.Context, id string) (*cloud.Instance, error) {
 		return nil, fmt.Errorf("reading local node %s token: %w", id, err)
 	}
 	return &cloud.Instance{
-		ID: id, Name: n.Name, Tags: n.Tags, Cloud: "local", Region: "local", Zone: "local", InstanceType: "local",
+		ID: id, Name: n.Name, Tags: n.Tags, Cloud: "local", Region: "local", Zone: "local", InstanceType: "local", ImageID: "local",
 		State: "running", PublicIP: "127.0.0.1", PrivateIP: "127.0.0.1", LaunchTime: n.CreatedAt,
 		Endpoint: strings.TrimSpace(string(addr)), Token: strings.TrimSpace(string(token)),
 	}, nil
