@@ -48,17 +48,17 @@ type gpuInstanceModel struct {
 	Candidates       types.List    `tfsdk:"candidates"`
 	HourlyPrice      types.Float64 `tfsdk:"hourly_price"`
 	Status           types.String  `tfsdk:"status"`
-	Endpoint         types.String `tfsdk:"endpoint"`
-	Token            types.String `tfsdk:"token"`
-	PublicIP         types.String `tfsdk:"public_ip"`
-	PrivateIP        types.String `tfsdk:"private_ip"`
-	Hostname         types.String `tfsdk:"hostname"`
-	VCPUs            types.Int64  `tfsdk:"vcpus"`
-	MemoryMB         types.Int64  `tfsdk:"memory_mb"`
-	DetectedGPUCount types.Int64  `tfsdk:"detected_gpu_count"`
-	DetectedGPUModel types.String `tfsdk:"detected_gpu_model"`
-	RuntimeVersion   types.String `tfsdk:"runtime_version"`
-	ORTVersion       types.String `tfsdk:"ort_version"`
+	Endpoint         types.String  `tfsdk:"endpoint"`
+	Token            types.String  `tfsdk:"token"`
+	PublicIP         types.String  `tfsdk:"public_ip"`
+	PrivateIP        types.String  `tfsdk:"private_ip"`
+	Hostname         types.String  `tfsdk:"hostname"`
+	VCPUs            types.Int64   `tfsdk:"vcpus"`
+	MemoryMB         types.Int64   `tfsdk:"memory_mb"`
+	DetectedGPUCount types.Int64   `tfsdk:"detected_gpu_count"`
+	DetectedGPUModel types.String  `tfsdk:"detected_gpu_model"`
+	RuntimeVersion   types.String  `tfsdk:"runtime_version"`
+	ORTVersion       types.String  `tfsdk:"ort_version"`
 }
 
 type gpuBlockModel struct {
