@@ -22,7 +22,8 @@ import (
 //	GET    /admin/faults                    the pending Faults
 //	PUT    /admin/faults                    replace the Faults (JSON body)
 //	POST   /admin/release                   let held RunInstances responses go
-//	POST   /admin/public-ips                queue public IPs for the next instances: {"ips": ["127.0.0.2"]}
+//	POST   /admin/public-ips                queue public IPs for the next instances, and optionally set the
+//	                                        one used once the queue is empty: {"ips": ["127.0.0.2"], "default": "127.0.0.3"}
 //	PUT    /admin/polls                     {"pending": N, "shutting_down": N}
 //	GET    /admin/calls                     the call log ([]Call); with ?action=A&min=N&timeout=30s it
 //	                                        first waits until N calls of A were handled (408 on timeout)
@@ -73,12 +74,16 @@ func (f *Fake) registerAdmin(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("POST /admin/public-ips", func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
-			IPs []string `json:"ips"`
+			IPs     []string `json:"ips"`
+			Default *string  `json:"default,omitempty"`
 		}
 		if !readJSON(w, r, &body) {
 			return
 		}
 		f.QueuePublicIPs(body.IPs...)
+		if body.Default != nil {
+			f.SetDefaultPublicIP(*body.Default)
+		}
 		writeJSON(w, http.StatusOK, body)
 	})
 	mux.HandleFunc("PUT /admin/polls", func(w http.ResponseWriter, r *http.Request) {

@@ -228,6 +228,7 @@ type Fake struct {
 	issued    map[string]issuedCreds // temporary access key id -> credentials
 	faults    Faults
 	publicIPs []string
+	defaultIP string // public IP when the queue is empty; "" picks from 203.0.113.0/24
 	calls     []Call
 	changed   chan struct{} // closed and replaced on every new call
 	release   chan struct{} // closed by Release
@@ -496,6 +497,14 @@ func (f *Fake) QueuePublicIPs(ips ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.publicIPs = append(f.publicIPs, ips...)
+}
+
+// SetDefaultPublicIP sets the public IP of every instance that gets one once
+// the queue (QueuePublicIPs) is empty; "" restores addresses from 203.0.113.0/24.
+func (f *Fake) SetDefaultPublicIP(ip string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.defaultIP = ip
 }
 
 // Terminate ends an instance out of band, as a spot reclaim does: it goes to

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -123,6 +124,8 @@ type runInstancesResponse struct {
 
 const ownerID = "123456789012"
 
+var instanceTypePattern = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9-]+$`)
+
 // runParams is what RunInstances asked, validated.
 type runParams struct {
 	imageID, instanceType, zone, subnetID, keyName string
@@ -186,6 +189,8 @@ func (f *Fake) runInstances(req *request) (response, *apiError) {
 	if (p.publicIP == nil && sn.MapPublicIPOnLaunch) || (p.publicIP != nil && *p.publicIP) {
 		if len(f.publicIPs) > 0 {
 			in.PublicIP, f.publicIPs = f.publicIPs[0], f.publicIPs[1:]
+		} else if f.defaultIP != "" {
+			in.PublicIP = f.defaultIP
 		} else {
 			in.PublicIP = fmt.Sprintf("203.0.113.%d", 1+f.seq%254)
 		}
@@ -241,6 +246,9 @@ func (f *Fake) validateRun(req *request) (runParams, *apiError) {
 	p.rootDevice = img.RootDeviceName
 	if p.instanceType == "" {
 		return p, badRequest("MissingParameter", "The request must contain the parameter InstanceType")
+	}
+	if !instanceTypePattern.MatchString(p.instanceType) {
+		return p, badRequest("InvalidParameterValue", "Invalid value '%s' for InstanceType.", p.instanceType)
 	}
 
 	// Network: instance-level or through NetworkInterface.1, not both.

@@ -130,6 +130,11 @@ func (r *Remote) QueuePublicIPs(ctx context.Context, ips ...string) error {
 	return r.do(ctx, http.MethodPost, "/admin/public-ips", map[string][]string{"ips": ips}, nil)
 }
 
+// SetDefaultPublicIP sets the public IP used once the queue is empty.
+func (r *Remote) SetDefaultPublicIP(ctx context.Context, ip string) error {
+	return r.do(ctx, http.MethodPost, "/admin/public-ips", map[string]any{"ips": []string{}, "default": ip}, nil)
+}
+
 // SetPolls sets how many polls the pending and shutting-down states last.
 func (r *Remote) SetPolls(ctx context.Context, pending, shuttingDown int) error {
 	return r.do(ctx, http.MethodPut, "/admin/polls", map[string]int{"pending": pending, "shutting_down": shuttingDown}, nil)

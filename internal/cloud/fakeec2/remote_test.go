@@ -40,8 +40,18 @@ func TestRemoteMirrorsHooks(t *testing.T) {
 		t.Errorf("LiveInstances after Terminate = %+v, want none", live)
 	}
 	calls, err := r.Calls(ctx)
-	if err != nil || len(calls) != 2 || calls[0].Code != "InsufficientInstanceCapacity" {
+	if err != nil || len(calls) != 2 || calls[0].Code != "InsufficientInstanceCapacity" || calls[1].InstanceID != id {
 		t.Errorf("Calls = %+v, %v", calls, err)
+	}
+	if err := r.SetDefaultPublicIP(ctx, "127.0.0.3"); err != nil {
+		t.Fatal(err)
+	}
+	out2, err := c.RunInstances(ctx, runInput("", "us-east-1b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip := *out2.Instances[0].PublicIpAddress; ip != "127.0.0.3" {
+		t.Errorf("public IP after SetDefaultPublicIP = %s, want 127.0.0.3", ip)
 	}
 	if err := r.SetPolls(ctx, 1, 1); err != nil {
 		t.Fatal(err)

@@ -40,6 +40,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	pending := fs.Int("pending-polls", 0, "DescribeInstances polls an instance stays pending")
 	shutting := fs.Int("shutting-down-polls", 0, "DescribeInstances polls an instance stays shutting-down")
 	publicIPs := fs.String("public-ips", "", "comma-separated public IPs for the next instances, in order")
+	defaultIP := fs.String("default-public-ip", "", "public IP of every instance once the -public-ips are used up")
 	eof := fs.Bool("exit-on-stdin-eof", false, "exit when stdin is closed (the parent died)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -55,6 +56,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	if *publicIPs != "" {
 		srv.QueuePublicIPs(strings.Split(*publicIPs, ",")...)
 	}
+	srv.SetDefaultPublicIP(*defaultIP)
 	if _, err := fmt.Fprintf(stdout, "FAKEEC2_URL=%s\n", srv.URL); err != nil {
 		return err
 	}
