@@ -1,9 +1,10 @@
 // Command serve benchmarks the OIP inference server against in-process ONNX
-// Runtime on the seed CNN (runtime/inference/testdata/cnn.onnx): throughput
-// and p50/p99 latency through HTTP at several client concurrencies, with and
-// without dynamic batching, next to direct Session.Run calls with the same
-// threads, unbatched and batched at the batch size the server formed. It
-// prints a Markdown table and writes it into docs/benchmarks.md between
+// Runtime: throughput and p50/p99 latency through HTTP at several client
+// concurrencies, JSON and binary tensors, with and without dynamic batching,
+// next to direct Session.Run calls with the same threads, unbatched and
+// batched at the batch size the server formed. It measures the seed CNN
+// (runtime/inference/testdata/cnn.onnx) and a wider CNN built in memory,
+// prints Markdown and writes it into docs/benchmarks.md between
 // <!-- BEGIN bench-serve --> and <!-- END bench-serve -->.
 //
 //	HADRON_ORT_LIBRARY=/path/libonnxruntime.so.1 go run ./bench/serve
@@ -36,6 +37,7 @@ import (
 
 	"github.com/hadron-ai/terraform-provider-hadron/runtime/api"
 	"github.com/hadron-ai/terraform-provider-hadron/runtime/inference"
+	"github.com/hadron-ai/terraform-provider-hadron/runtime/inference/onnxtest"
 	"github.com/hadron-ai/terraform-provider-hadron/runtime/oip"
 )
 
@@ -51,6 +53,7 @@ func main() {
 
 type options struct {
 	model, lib, out string
+	models          string
 	duration        time.Duration
 	threads         int
 	maxBatch        int
@@ -64,7 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var o options
 	var conc string
-	fs.StringVar(&o.model, "model", filepath.Join("runtime", "inference", "testdata", "cnn.onnx"), "ONNX model (input image [N,1,28,28] FP32)")
+	fs.StringVar(&o.model, "model", filepath.Join("runtime", "inference", "testdata", "cnn.onnx"), "the seed CNN model file")
+	fs.StringVar(&o.models, "models", "seed,wide", "models to measure: seed (the model file) and wide (a wider CNN built in memory)")
 	fs.StringVar(&o.lib, "ort", getenv("HADRON_ORT_LIBRARY"), "ONNX Runtime library (env HADRON_ORT_LIBRARY)")
 	fs.StringVar(&o.out, "out", filepath.Join("docs", "benchmarks.md"), "Markdown file whose bench-serve section is replaced; empty to skip")
 	fs.DurationVar(&o.duration, "duration", time.Second, "measuring time per configuration and round (after a warm-up of a quarter of it)")
@@ -99,16 +103,67 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if o.lib == "" {
 		return errors.New("ONNX Runtime library unknown: set HADRON_ORT_LIBRARY or -ort (make bench-serve does)")
 	}
-	model, err := os.ReadFile(o.model)
-	if err != nil {
-		return err
-	}
 	rt, err := inference.NewRuntime(inference.Options{LibraryPath: o.lib, ExecutionProvider: "cpu", IntraOpThreads: o.threads})
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
 
+	models := []struct {
+		name, desc string
+		data       []byte
+	}{}
+	for _, m := range strings.Split(o.models, ",") {
+		switch strings.TrimSpace(m) {
+		case "seed":
+			b, err := os.ReadFile(o.model)
+			if err != nil {
+				return err
+			}
+			models = append(models, struct {
+				name, desc string
+				data       []byte
+			}{"seed", "the seed CNN (`" + o.model + "`: image [N,1,28,28] -> Conv 32 -> Conv 64 -> Conv 128 -> Dense 512 -> 10 logits, about 16 MFLOP per image)", b})
+		case "wide":
+			b, err := onnxtest.CNNWidth(1, 64, 256, 512, 1024).Marshal()
+			if err != nil {
+				return err
+			}
+			models = append(models, struct {
+				name, desc string
+				data       []byte
+			}{"wide", "a wider CNN of the same shape generated in memory (`onnxtest.CNNWidth(1, 64, 256, 512, 1024)`: Conv 64 -> Conv 256 -> Conv 512 -> Dense 1024 -> 10, about 150 MFLOP per image), where compute outweighs the per-request HTTP cost", b})
+		default:
+			return fmt.Errorf("unknown model %q: use seed or wide", m)
+		}
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "### Inference server (`make bench-serve`)\n\n")
+	fmt.Fprintf(&out, "Run %s on %d CPUs (%s), ONNX Runtime %s, CPU execution provider, %d intra-op threads everywhere, one model instance. "+
+		"Server rows: HTTP/1.1 over loopback, one image per request as JSON or binary tensor data, the client in the same process and on the same cores. "+
+		"Every row was measured in %d interleaved rounds of %s (after a warm-up of a quarter of that); throughput is the median round's, in images per second, "+
+		"and p50/p99 cover all rounds. Batch is images per model execution (`nv_inference_count / nv_inference_exec_count`). Load average when the run started: %s.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), cpuModel(), inference.RuntimeVersion(), o.threads, o.rounds, o.duration, loadAverage())
+	for _, m := range models {
+		fmt.Fprintf(os.Stderr, "model %s\n", m.name)
+		rows, ratios, err := benchModel(ctx, rt, m.data, o)
+		if err != nil {
+			return fmt.Errorf("model %s: %w", m.name, err)
+		}
+		fmt.Fprintf(&out, "#### Model: %s\n\n", m.desc)
+		out.WriteString(render(rows, ratios))
+		out.WriteString("\n")
+	}
+	table := out.String()
+	fmt.Fprint(stdout, table)
+	if o.out != "" {
+		return writeSection(o.out, "bench-serve", table)
+	}
+	return nil
+}
+
+// benchModel measures one model and returns its table rows and ratios.
+func benchModel(ctx context.Context, rt *inference.Runtime, model []byte, o options) ([]row, []ratio, error) {
 	// Every configuration is measured in several interleaved rounds and
 	// reported by its median round, so that load from other processes on
 	// the machine skews all configurations alike.
@@ -123,14 +178,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		bs, err := startServer(ctx, rt, model, cfg, o)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		defer bs.close()
 		servers[batched] = bs
 	}
 	sess, err := rt.LoadBytes(model, inference.SessionOptions{IntraOpThreads: o.threads})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	defer sess.Close()
 
@@ -193,7 +248,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		for _, bc := range cases {
 			r, err := bc.measure(o.duration)
 			if err != nil {
-				return fmt.Errorf("%s, concurrency %d: %w", bc.mode, bc.conc, err)
+				return nil, nil, fmt.Errorf("%s, concurrency %d: %w", bc.mode, bc.conc, err)
 			}
 			bc.rounds = append(bc.rounds, r)
 			fmt.Fprintf(os.Stderr, "round %d  %-48s c=%-3d %9.1f inf/s  batch %5.1f\n", round, bc.mode, bc.conc, r.throughput, r.batch)
@@ -213,12 +268,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	one := cases[len(cases)-len(groups)-1-len(o.concurrency)].summary()
 	ratios = append(ratios, ratio{fmt.Sprintf("ceiling for batching on this model and CPU: in-process batch %d / in-process batch 1 (c=1)", o.maxBatch), full.summary().throughput / one.throughput, 0})
-	table := render(o, rows, ratios)
-	fmt.Fprint(stdout, table)
-	if o.out != "" {
-		return writeSection(o.out, "bench-serve", table)
-	}
-	return nil
+	return rows, ratios, nil
 }
 
 type ratio struct {
@@ -492,15 +542,8 @@ func drive(ctx context.Context, c int, d time.Duration, f func(i int) error) ([]
 	return lat, len(lat), d, firstErr
 }
 
-func render(o options, rows []row, ratios []ratio) string {
+func render(rows []row, ratios []ratio) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "### Inference server (`make bench-serve`)\n\n")
-	fmt.Fprintf(&b, "Run %s on %d CPUs (%s), ONNX Runtime %s, CPU execution provider, %d intra-op threads everywhere, one model instance. ",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), cpuModel(), inference.RuntimeVersion(), o.threads)
-	fmt.Fprintf(&b, "Model: the seed CNN (`runtime/inference/testdata/cnn.onnx`: image [N,1,28,28] -> Conv 32 -> Conv 64 -> Conv 128 -> Dense 512 -> 10 logits, about 16 MFLOP per image). "+
-		"Server rows: HTTP/1.1 over loopback, one image per request as JSON or binary tensor data, the client in the same process and on the same cores. "+
-		"Every row was measured in %d interleaved rounds of %s (after a warm-up of a quarter of that); throughput is the median round's, in images per second, "+
-		"and p50/p99 cover all rounds. Batch is images per model execution (`nv_inference_count / nv_inference_exec_count`).\n\n", o.rounds, o.duration)
 	fmt.Fprintf(&b, "| configuration | concurrency | throughput (inf/s) | p50 (ms) | p99 (ms) | batch |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %d | %.1f | %.2f | %.2f | %.1f |\n", r.mode, r.conc, r.throughput, ms(r.p50), ms(r.p99), r.batch)
@@ -514,6 +557,18 @@ func render(o options, rows []row, ratios []ratio) string {
 		fmt.Fprintf(&b, "- %s: **%.2fx** (target >= %gx: %s)\n", r.what, r.value, r.target, verdict(r.value >= r.target))
 	}
 	return b.String()
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func verdict(ok bool) string {

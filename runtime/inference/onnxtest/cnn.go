@@ -10,7 +10,10 @@ import (
 // CNN returns the seed image classifier with fixed pseudo-random weights:
 // image [N,1,28,28] FP32 -> Conv 32 -> MaxPool -> Conv 64 -> MaxPool ->
 // Conv 128 -> MaxPool -> Flatten -> Dense 512 -> Dense 10 -> logits [N,10].
-func CNN(seed uint64) *Graph {
+func CNN(seed uint64) *Graph { return CNNWidth(seed, 32, 64, 128, 512) }
+
+// CNNWidth is CNN with the given channel counts and dense width.
+func CNNWidth(seed uint64, c1, c2, c3, dense int64) *Graph {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	init := map[string]*inference.Tensor{}
 	param := func(name string, fanIn int, shape ...int64) string {
@@ -33,14 +36,15 @@ func CNN(seed uint64) *Graph {
 		}
 	}
 	var nodes []Node
-	nodes = append(nodes, conv(1, "image", 1, 32)...)
-	nodes = append(nodes, conv(2, "conv1.pool", 32, 64)...)
-	nodes = append(nodes, conv(3, "conv2.pool", 64, 128)...)
+	nodes = append(nodes, conv(1, "image", 1, c1)...)
+	nodes = append(nodes, conv(2, "conv1.pool", c1, c2)...)
+	nodes = append(nodes, conv(3, "conv2.pool", c2, c3)...)
+	flat := c3 * 3 * 3
 	nodes = append(nodes,
 		Node{Op: "Flatten", Inputs: []string{"conv3.pool"}, Outputs: []string{"flat"}, Attrs: []Attr{{"axis", int64(1)}}},
-		Node{Op: "Gemm", Inputs: []string{"flat", param("dense1.w", 1152, 1152, 512), param("dense1.b", 1152, 512)}, Outputs: []string{"dense1"}},
+		Node{Op: "Gemm", Inputs: []string{"flat", param("dense1.w", int(flat), flat, dense), param("dense1.b", int(flat), dense)}, Outputs: []string{"dense1"}},
 		Node{Op: "Relu", Inputs: []string{"dense1"}, Outputs: []string{"dense1.relu"}},
-		Node{Op: "Gemm", Inputs: []string{"dense1.relu", param("dense2.w", 512, 512, 10), param("dense2.b", 512, 10)}, Outputs: []string{"logits"}},
+		Node{Op: "Gemm", Inputs: []string{"dense1.relu", param("dense2.w", int(dense), dense, 10), param("dense2.b", int(dense), 10)}, Outputs: []string{"logits"}},
 	)
 	return &Graph{
 		Name:         "cnn",
