@@ -238,8 +238,9 @@ func (b *Backend) deleteSecurityGroup(ctx context.Context, c *ecs.Client, region
 			return nil // still in use by another instance of this resource
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.cleanupTimeout)
-	defer cancel()
+	// The timeout bounds the retries, not a call in flight: every attempt
+	// gets its answer, so the error says what ECS last said.
+	deadline := time.Now().Add(b.cleanupTimeout)
 	delay := b.poll
 	for {
 		_, err = call(ctx, b, "DeleteSecurityGroup", func() (*ecs.DeleteSecurityGroupResponse, error) {
@@ -255,7 +256,11 @@ func (b *Backend) deleteSecurityGroup(ctx context.Context, c *ecs.Client, region
 		case errors.As(err, &apiErr) && strings.HasPrefix(apiErr.Code, "InvalidSecurityGroupId.NotFound"):
 			return nil
 		case wait && errors.As(err, &apiErr) && apiErr.Code == "DependencyViolation":
-			if serr := sleep(ctx, delay); serr != nil {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return fmt.Errorf("security group %s still in use after %s: %w (%w)", sgID, b.cleanupTimeout, err, context.DeadlineExceeded)
+			}
+			if serr := sleep(ctx, min(delay, left)); serr != nil {
 				return fmt.Errorf("security group %s still in use: %w (%w)", sgID, err, serr)
 			}
 			delay = min(delay*3/2, b.maxPoll)
