@@ -12,10 +12,12 @@ package train
 
 const (
 	gemmMR = 6
-	gemmNR = 16
-	gemmKC = 256
-	gemmMC = 96
-	gemmNC = 1024
+	gemmNR = 16 // tile width of the portable and AVX2 kernels
+	// gemmMaxNR is the widest tile (the AVX-512 kernel's).
+	gemmMaxNR = 32
+	gemmKC    = 256
+	gemmMC    = 96
+	gemmNC    = 1024
 )
 
 // kernelFunc computes c[i*ldc+j] += sum_p a[i*rs+p*ks] * b[p*NR+j] for a
@@ -29,20 +31,55 @@ type kernelFunc func(k int, a []float32, rs, ks int, b, c []float32, ldc int, ad
 // not safe for concurrent use; each worker owns one.
 type gemm struct {
 	kernel kernelFunc
+	nr     int // tile width of kernel
 	packA  []float32
 	packB  []float32
-	tile   [gemmMR * gemmNR]float32
+	tile   [gemmMR * gemmMaxNR]float32
+}
+
+// kernelKind selects a micro-kernel.
+type kernelKind int
+
+const (
+	kernelPortable kernelKind = iota // plain Go, 6x16
+	kernelAVX2                       // AVX2 + FMA assembly, 6x16
+	kernelAVX512                     // AVX-512F assembly, 6x32
+)
+
+func (k kernelKind) String() string {
+	return [...]string{"portable-go-6x16", "avx2-fma-6x16", "avx512-6x32"}[k]
+}
+
+// bestKernel is the fastest kernel this CPU runs.
+func bestKernel() kernelKind {
+	switch {
+	case haveAVX512():
+		return kernelAVX512
+	case haveFMA():
+		return kernelAVX2
+	}
+	return kernelPortable
 }
 
 // newGemm returns a gemm using the fastest kernel the CPU supports, or the
 // portable one when portable is true.
 func newGemm(portable bool) *gemm {
-	g := &gemm{kernel: kernelGo}
-	if !portable && haveFMA() {
+	if portable {
+		return newGemmKind(kernelPortable)
+	}
+	return newGemmKind(bestKernel())
+}
+
+func newGemmKind(kind kernelKind) *gemm {
+	g := &gemm{kernel: kernelGo, nr: gemmNR}
+	switch kind {
+	case kernelAVX2:
 		g.kernel = kernelAsm
+	case kernelAVX512:
+		g.kernel, g.nr = kernelAVX512Asm, 32
 	}
 	g.packA = make([]float32, gemmMC*gemmKC)
-	g.packB = make([]float32, gemmKC*gemmNC)
+	g.packB = make([]float32, gemmKC*(gemmNC+gemmMaxNR))
 	return g
 }
 
@@ -80,9 +117,10 @@ func (g *gemm) mul(transA, transB bool, m, n, k int, a []float32, lda int, b []f
 // Full MR-row slivers of A are read in place; the ragged rest was packed.
 func (g *gemm) macro(transA bool, a []float32, lda, ic, pc, mc, nc, kc int, c []float32, ldc int, add bool) {
 	full := mc / gemmMR * gemmMR
-	for jr := 0; jr < nc; jr += gemmNR {
-		nr := min(gemmNR, nc-jr)
-		bp := g.packB[(jr/gemmNR)*kc*gemmNR : (jr/gemmNR+1)*kc*gemmNR]
+	NR := g.nr
+	for jr := 0; jr < nc; jr += NR {
+		nr := min(NR, nc-jr)
+		bp := g.packB[(jr/NR)*kc*NR : (jr/NR+1)*kc*NR]
 		for ir := 0; ir < mc; ir += gemmMR {
 			mr := min(gemmMR, mc-ir)
 			var ap []float32
@@ -95,15 +133,15 @@ func (g *gemm) macro(transA bool, a []float32, lda, ic, pc, mc, nc, kc int, c []
 			default:
 				ap, rs, ks = a[(ic+ir)*lda+pc:], lda, 1
 			}
-			if mr == gemmMR && nr == gemmNR {
+			if mr == gemmMR && nr == NR {
 				g.kernel(kc, ap, rs, ks, bp, c[ir*ldc+jr:], ldc, add)
 				continue
 			}
-			t := g.tile[:]
-			g.kernel(kc, ap, rs, ks, bp, t, gemmNR, false)
+			t := g.tile[:gemmMR*NR]
+			g.kernel(kc, ap, rs, ks, bp, t, NR, false)
 			for i := 0; i < mr; i++ {
 				dst := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+nr]
-				src := t[i*gemmNR : i*gemmNR+nr]
+				src := t[i*NR : i*NR+nr]
 				if !add {
 					copy(dst, src)
 					continue
@@ -170,23 +208,24 @@ func (g *gemm) packABlock(trans bool, a []float32, lda, ic, pc, mc, kc int) {
 // panels of gemmNR columns: panel j holds, for each p, gemmNR consecutive values.
 func (g *gemm) packBBlock(trans bool, b []float32, ldb, pc, jc, kc, nc int) {
 	dst := g.packB
-	for jr := 0; jr < nc; jr += gemmNR {
-		nr := min(gemmNR, nc-jr)
-		panel := dst[(jr/gemmNR)*kc*gemmNR : (jr/gemmNR+1)*kc*gemmNR]
-		if nr < gemmNR {
+	NR := g.nr
+	for jr := 0; jr < nc; jr += NR {
+		nr := min(NR, nc-jr)
+		panel := dst[(jr/NR)*kc*NR : (jr/NR+1)*kc*NR]
+		if nr < NR {
 			clear(panel)
 		}
 		if !trans {
 			for p := 0; p < kc; p++ {
 				src := b[(pc+p)*ldb+jc+jr : (pc+p)*ldb+jc+jr+nr]
-				copy(panel[p*gemmNR:p*gemmNR+nr], src)
+				copy(panel[p*NR:p*NR+nr], src)
 			}
 			continue
 		}
 		for j := 0; j < nr; j++ {
 			src := b[(jc+jr+j)*ldb+pc : (jc+jr+j)*ldb+pc+kc]
 			for p, v := range src {
-				panel[p*gemmNR+j] = v
+				panel[p*NR+j] = v
 			}
 		}
 	}
@@ -219,9 +258,4 @@ func kernelGo(k int, a []float32, rs, ks int, b, c []float32, ldc int, add bool)
 }
 
 // KernelName names the matrix-multiply micro-kernel this CPU uses.
-func KernelName() string {
-	if haveFMA() {
-		return "avx2-fma-6x16"
-	}
-	return "portable-go-6x16"
-}
+func KernelName() string { return bestKernel().String() }

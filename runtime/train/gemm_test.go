@@ -41,18 +41,28 @@ func randSlice(r *rand.Rand, n int) []float32 {
 	return s
 }
 
-func TestGemmMatchesReference(t *testing.T) {
-	if !haveFMA() {
-		t.Log("CPU lacks AVX2/FMA: only the portable kernel is compared with the reference")
+// availableKernels lists the kernels this CPU can run.
+func availableKernels() []kernelKind {
+	ks := []kernelKind{kernelPortable}
+	if haveFMA() {
+		ks = append(ks, kernelAVX2)
 	}
+	if haveAVX512() {
+		ks = append(ks, kernelAVX512)
+	}
+	return ks
+}
+
+func TestGemmMatchesReference(t *testing.T) {
+	t.Logf("kernels tested on this CPU: %v", availableKernels())
 	shapes := []struct{ m, n, k int }{
 		{1, 1, 1}, {6, 16, 1}, {7, 17, 3}, {13, 33, 300}, {100, 64, 288}, {97, 130, 9}, {200, 5, 513}, {5, 1100, 20},
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, s := range shapes {
 		for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
-			for _, portable := range []bool{true, false} {
-				name := fmt.Sprintf("m%d_n%d_k%d_tA%v_tB%v_portable%v", s.m, s.n, s.k, tr[0], tr[1], portable)
+			for _, kind := range availableKernels() {
+				name := fmt.Sprintf("m%d_n%d_k%d_tA%v_tB%v_%v", s.m, s.n, s.k, tr[0], tr[1], kind)
 				t.Run(name, func(t *testing.T) {
 					lda, ldb := s.k, s.n
 					if tr[0] {
@@ -66,7 +76,7 @@ func TestGemmMatchesReference(t *testing.T) {
 					want := naiveGemm(tr[0], tr[1], s.m, s.n, s.k, a, lda, b, ldb)
 					c := randSlice(r, s.m*s.n)
 					init := append([]float32(nil), c...)
-					g := newGemm(portable)
+					g := newGemmKind(kind)
 					g.mul(tr[0], tr[1], s.m, s.n, s.k, a, lda, b, ldb, true, c, s.n)
 					tol := 1e-4 * math.Sqrt(float64(s.k))
 					for i := range c {
@@ -90,17 +100,20 @@ func TestGemmMatchesReference(t *testing.T) {
 // TestGemmKernelsAgree compares the assembly and portable paths directly.
 func TestGemmKernelsAgree(t *testing.T) {
 	if !haveFMA() {
-		t.Skip("CPU lacks AVX2/FMA: the assembly kernel cannot run here (run on an x86-64 CPU with AVX2 and FMA)")
+		t.Skip("CPU lacks AVX2/FMA: the assembly kernels cannot run here (run on an x86-64 CPU with AVX2 and FMA)")
 	}
 	r := rand.New(rand.NewPCG(3, 4))
 	m, n, k := 150, 70, 333
 	a, b := randSlice(r, m*k), randSlice(r, k*n)
-	c1, c2 := make([]float32, m*n), make([]float32, m*n)
-	newGemm(true).mul(false, false, m, n, k, a, k, b, n, false, c1, n)
-	newGemm(false).mul(false, false, m, n, k, a, k, b, n, false, c2, n)
-	for i := range c1 {
-		if d := math.Abs(float64(c1[i] - c2[i])); d > 1e-3 {
-			t.Fatalf("portable c[%d] = %v, assembly %v", i, c1[i], c2[i])
+	want := make([]float32, m*n)
+	newGemmKind(kernelPortable).mul(false, false, m, n, k, a, k, b, n, false, want, n)
+	for _, kind := range availableKernels()[1:] {
+		got := make([]float32, m*n)
+		newGemmKind(kind).mul(false, false, m, n, k, a, k, b, n, false, got, n)
+		for i := range got {
+			if d := math.Abs(float64(got[i] - want[i])); d > 1e-3 {
+				t.Fatalf("portable c[%d] = %v, %v %v", i, want[i], kind, got[i])
+			}
 		}
 	}
 }
@@ -112,8 +125,8 @@ func BenchmarkGemm(b *testing.B) {
 		m, n, k        int
 		transA, transB bool
 	}{{3872, 64, 288, false, false}, {288, 64, 3872, true, false}, {3872, 288, 64, false, true}} {
-		for _, portable := range []bool{false, true} {
-			b.Run(fmt.Sprintf("%dx%dx%d_tA%v_tB%v_portable%v", s.m, s.n, s.k, s.transA, s.transB, portable), func(b *testing.B) {
+		for _, kind := range availableKernels() {
+			b.Run(fmt.Sprintf("%dx%dx%d_tA%v_tB%v_%v", s.m, s.n, s.k, s.transA, s.transB, kind), func(b *testing.B) {
 				r := rand.New(rand.NewPCG(1, 1))
 				a, bb, c := randSlice(r, s.m*s.k), randSlice(r, s.k*s.n), make([]float32, s.m*s.n)
 				lda, ldb := s.k, s.n
@@ -123,7 +136,7 @@ func BenchmarkGemm(b *testing.B) {
 				if s.transB {
 					ldb = s.k
 				}
-				g := newGemm(portable)
+				g := newGemmKind(kind)
 				b.ResetTimer()
 				for range b.N {
 					g.mul(s.transA, s.transB, s.m, s.n, s.k, a, lda, bb, ldb, false, c, s.n)

@@ -479,6 +479,19 @@ func (s *Service) infoLocked(j *job) JobInfo {
 	return info
 }
 
+// Busy reports whether a job is queued or running, so that the agent's
+// idle stop can leave a training node alone.
+func (s *Service) Busy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, j := range s.jobs {
+		if j.state.Status == StatusQueued || j.state.Status == StatusRunning {
+			return true
+		}
+	}
+	return false
+}
+
 // Get returns a job's current information.
 func (s *Service) Get(id string) (JobInfo, bool) {
 	s.mu.Lock()

@@ -230,6 +230,9 @@ func TestJobLifecycle(t *testing.T) {
 		var long jobs.JobInfo
 		c.do("POST", "/v1/jobs", spec(csv, 100000), &long)
 		c.waitFor(long.ID, "training steps", func(i jobs.JobInfo) bool { return i.Status == jobs.StatusRunning && i.Step > 0 })
+		if !svc.Busy() {
+			t.Error("Busy() = false while a job is running")
+		}
 		var after jobs.JobInfo
 		if code := c.do("POST", "/v1/jobs/"+long.ID+"/cancel", nil, &after); code != http.StatusOK || after.Status != jobs.StatusCancelled {
 			t.Fatalf("cancel: status %d job %s, want 200 cancelled", code, after.Status)
@@ -249,6 +252,9 @@ func TestJobLifecycle(t *testing.T) {
 		}
 	})
 
+	if svc.Busy() {
+		t.Error("Busy() = true with every job finished")
+	}
 	var list struct {
 		Jobs []jobs.JobInfo `json:"jobs"`
 	}
