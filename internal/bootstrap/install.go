@@ -522,7 +522,8 @@ func runAs(user string, f facts) string {
 		return ""
 	}
 	if f.has["setpriv"] {
-		return "setpriv --reuid=" + shellQuote(user) + " --regid=" + shellQuote(user) + " --init-groups --"
+		u := shellQuote(user)
+		return `setpriv --reuid="$(id -u ` + u + `)" --regid="$(id -g ` + u + `)" --init-groups --`
 	}
 	return "runuser -u " + shellQuote(user) + " --"
 }

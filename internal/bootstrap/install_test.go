@@ -117,8 +117,16 @@ func TestInstallEndToEndOverSSH(t *testing.T) {
 		t.Errorf("previous version kept for rollback: %v", err)
 	}
 
-	// 4. Uninstall removes the service, the prefix and the data directory.
 	ctx := context.Background()
+	st, err := Status(ctx, tr, o2)
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	if st.Version != testVersion2 || !st.Running || st.Port != up.Port || st.Service != ServiceSupervised {
+		t.Errorf("Status = %+v, want version %s running on port %d (supervised)", st, testVersion2, up.Port)
+	}
+
+	// 4. Uninstall removes the service, the prefix and the data directory.
 	supervisorPID := readPID(t, filepath.Join(o.Prefix, "run", "supervisor.pid"))
 	if err := Uninstall(ctx, tr, o2); err != nil {
 		t.Fatalf("Uninstall: %v", err)
@@ -136,6 +144,9 @@ func TestInstallEndToEndOverSSH(t *testing.T) {
 	}
 	if err := Uninstall(ctx, tr, o2); err != nil {
 		t.Errorf("second Uninstall: %v, want nil (nothing installed)", err)
+	}
+	if _, err := Status(ctx, tr, o2); !errors.Is(err, ErrNotInstalled) {
+		t.Errorf("Status after Uninstall: err = %v, want ErrNotInstalled", err)
 	}
 }
 
@@ -336,5 +347,67 @@ func waitGone(t *testing.T, pid int) {
 			t.Fatalf("process %d still alive", pid)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestInstallAsSystemUser runs the default privileged path: a dedicated
+// system user created with useradd --system, owning the config and data, and
+// removed again by Uninstall. The user gets a unique name so that nothing on
+// this machine is touched for longer than the test.
+func TestInstallAsSystemUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a system user: run make test as root")
+	}
+	if _, err := exec.LookPath("useradd"); err != nil {
+		t.Skip("needs useradd (Debian package passwd)")
+	}
+	tr := &LocalTransport{Name: "local-user"}
+	o := nodeOpts(t, bundleV1)
+	o.User = "hadron-t" + strconv.FormatInt(time.Now().UnixNano()%100000, 10)
+	// The service user must traverse the test's temporary directories.
+	for p := filepath.Dir(filepath.Dir(o.Prefix)); p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if exec.Command("id", "-u", o.User).Run() == nil {
+			t.Errorf("system user %s still exists after Uninstall", o.User)
+			exec.Command("userdel", o.User).Run()
+		}
+	})
+	uninstallOnCleanup(t, tr, o)
+	res := install(t, tr, o)
+
+	uidOut, err := exec.Command("id", "-u", o.User).Output()
+	if err != nil {
+		t.Fatalf("user %s was not created: %v", o.User, err)
+	}
+	uid := strings.TrimSpace(string(uidOut))
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(res.Info.PID) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotUID string
+	for _, l := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" {
+			gotUID = f[1]
+		}
+	}
+	if gotUID != uid {
+		t.Errorf("hadrond runs as uid %s, want %s (%s)", gotUID, uid, o.User)
+	}
+	for _, p := range []string{filepath.Join(o.Prefix, "etc", "hadrond.hcl"), o.DataDir} {
+		out, err := exec.Command("stat", "-c", "%U %a", p).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := o.User + " 600"
+		if p == o.DataDir {
+			want = o.User + " 750"
+		}
+		if got := strings.TrimSpace(string(out)); got != want {
+			t.Errorf("%s: owner and mode %q, want %q", p, got, want)
+		}
 	}
 }
