@@ -139,6 +139,9 @@ func (f *Fake) serveAPI(w http.ResponseWriter, r *http.Request) {
 	idx := f.logCallLocked(call)
 	release := f.release
 	f.mu.Unlock()
+	if f.cfg.OnCall != nil {
+		f.cfg.OnCall(call)
+	}
 
 	if hold {
 		select {

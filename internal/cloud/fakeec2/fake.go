@@ -39,6 +39,10 @@ type Config struct {
 	// ShuttingDownPolls is how many DescribeInstances answers show a
 	// terminating instance as shutting-down before it is terminated.
 	ShuttingDownPolls int
+	// OnCall, when set, is called with every handled API call (after its
+	// effect, e.g. the instance RunInstances created, and before the answer
+	// is sent or held), outside the fake's lock.
+	OnCall func(Call)
 	// Now is the fake's clock (launch times, call log); default time.Now.
 	Now func() time.Time
 }

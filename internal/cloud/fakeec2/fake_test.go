@@ -376,3 +376,29 @@ func TestWildcard(t *testing.T) {
 		}
 	}
 }
+
+func TestOnCallSeesRunInstancesBeforeTheAnswer(t *testing.T) {
+	seen := make(chan Call, 10)
+	var srv *Server
+	srv = start(t, Config{OnCall: func(c Call) {
+		if c.Action == "RunInstances" {
+			if _, ok := srv.Instance(c.InstanceID); !ok {
+				t.Errorf("OnCall for %s before the instance exists", c.InstanceID)
+			}
+			seen <- c
+		}
+	}})
+	c := client(srv, "us-east-1", testAccess, testSecret, "")
+	out, err := c.RunInstances(ctxT(t), runInput("", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case call := <-seen:
+		if call.InstanceID != *out.Instances[0].InstanceId || call.RequestID == "" {
+			t.Errorf("OnCall got %+v, want the new instance and a request id", call)
+		}
+	default:
+		t.Fatal("OnCall was not called before RunInstances answered")
+	}
+}
