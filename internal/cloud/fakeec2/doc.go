@@ -22,5 +22,22 @@
 // next instances) are available both as methods and, for a fake running as a
 // separate process (cmd/fakeec2), as a JSON admin API under /admin/.
 //
+// STS AssumeRole is served at the same URL (requests signed for service sts),
+// so that a backend configured to assume a role can be tested too.
+//
+// In a test, in process:
+//
+//	srv, err := fakeec2.Start(fakeec2.Config{AccessKeyID: "AKID", SecretAccessKey: "secret"}, "")
+//	defer srv.Close()
+//	srv.SetFaults(fakeec2.Faults{Capacity: []fakeec2.CapacityFault{{Zone: "us-east-1a"}}})
+//	// point the SDK (or aws.Config.EC2Endpoint) at srv.URL with those credentials
+//
+// In its own process (so that it outlives a killed client):
+//
+//	go build -o fakeec2 ./internal/cloud/fakeec2/cmd/fakeec2
+//	p, err := fakeec2.StartProcess(ctx, "./fakeec2", "-access-key", "AKID", "-secret-key", "secret")
+//	defer p.Close()
+//	p.SetFaults(ctx, fakeec2.Faults{HoldRunInstances: true}) // p.URL is the endpoint
+//
 // The fake only ever listens on the loopback interface.
 package fakeec2
