@@ -2,13 +2,16 @@ package train
 
 // Single-precision matrix multiply used by the convolution and dense layers.
 //
-// The layout follows the BLIS/GotoBLAS scheme: C is computed in blocks whose
-// A part (mc x kc) is packed into row panels of gemmMR rows and whose B part
-// (kc x nc) is packed into column panels of gemmNR columns; a register-blocked
-// micro-kernel multiplies one A panel with one B panel. The micro-kernel is
-// written in Go assembly (AVX2 + FMA) where the CPU supports it and in plain Go
-// otherwise; the packing and edge handling are shared, so both paths compute
-// the same sums in the same order except for FMA rounding.
+// The layout follows the BLIS/GotoBLAS scheme: C is computed in blocks; the
+// B part of a block (kc x nc) is packed into column panels as wide as the
+// micro-kernel's tile, and a register-blocked micro-kernel multiplies a
+// sliver of gemmMR rows of A with one B panel. Full slivers of A are read in
+// place through row and depth strides (A is tall and N small in a CNN, so
+// packing A would cost about as much as the multiply); only the ragged last
+// rows are packed, zero-padded. Three micro-kernels share this driver: Go
+// assembly for AVX-512 (6x32) and AVX2 + FMA (6x16), chosen at run time with
+// golang.org/x/sys/cpu, and plain Go (6x16) everywhere else. They sum in the
+// same order, so they differ only by FMA rounding.
 
 const (
 	gemmMR = 6
