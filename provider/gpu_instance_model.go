@@ -42,6 +42,7 @@ type gpuInstanceModel struct {
 	Regions           types.List     `tfsdk:"regions"`
 	Placements        types.List     `tfsdk:"placements"`
 	MaxHourlyPrice    types.Float64  `tfsdk:"max_hourly_price"`
+	InstallRuntime    types.Bool     `tfsdk:"install_runtime"`
 	Tags              types.Map      `tfsdk:"tags"`
 	Timeouts          timeouts.Value `tfsdk:"timeouts"`
 

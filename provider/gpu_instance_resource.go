@@ -157,6 +157,9 @@ func (r *gpuInstanceResource) Schema(ctx context.Context, _ resource.SchemaReque
 				MarkdownDescription: "Give the instance a public IP address."},
 			"tags": schema.MapAttribute{Optional: true, ElementType: types.StringType,
 				MarkdownDescription: "Tags on the instance and its volumes, besides `Name` and `hadron:managed-by`. Changed in place."},
+			"install_runtime": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(true),
+				MarkdownDescription: "Install and start the `hadrond` runtime on the node, and finish create only when it answers " +
+					"ready (default). `false` provisions the bare instance. Local nodes always run it."},
 			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Read: true, Update: true, Delete: true}),
 
 			"status": schema.StringAttribute{Computed: true,
@@ -278,6 +281,12 @@ func (r *gpuInstanceResource) Create(ctx context.Context, req resource.CreateReq
 		return
 	}
 	applyInstance(&plan, inst)
+	if !r.runsRuntime(&plan) {
+		bareInstance(&plan, inst)
+		setUnknownsNull(&plan)
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+		return
+	}
 	if err := r.refreshNode(ctx, &plan); err != nil {
 		// The instance exists: keep it in state (tainted) so nothing is orphaned.
 		plan.Status = types.StringValue("agent_unreachable")
@@ -341,6 +350,22 @@ func (r *gpuInstanceResource) createOnCandidates(ctx context.Context, plan *gpuI
 		}
 	}
 	return nil, all
+}
+
+// runsRuntime reports whether the node runs hadrond (local nodes always do).
+func (r *gpuInstanceResource) runsRuntime(m *gpuInstanceModel) bool {
+	return m.Cloud.ValueString() == "local" || m.InstallRuntime.ValueBool()
+}
+
+// bareInstance fills the runtime attributes of an instance without hadrond.
+func bareInstance(m *gpuInstanceModel, inst *cloud.Instance) {
+	m.Status = types.StringValue(inst.State)
+	for _, s := range []*types.String{&m.Endpoint, &m.Token, &m.Hostname, &m.DetectedGPUModel, &m.RuntimeVersion, &m.ORTVersion} {
+		*s = types.StringValue("")
+	}
+	for _, i := range []*types.Int64{&m.VCPUs, &m.MemoryMB, &m.DetectedGPUCount} {
+		*i = types.Int64Value(0)
+	}
 }
 
 // refreshNode asks the node's agent what it is and fills the model.
@@ -413,6 +438,15 @@ func (r *gpuInstanceResource) Read(ctx context.Context, req resource.ReadRequest
 	if state.Candidates.IsNull() || state.Candidates.IsUnknown() {
 		r.data.landedCandidates(&state, inst)
 	}
+	if state.InstallRuntime.IsNull() {
+		state.InstallRuntime = types.BoolValue(true) // imported
+	}
+	if !r.runsRuntime(&state) {
+		bareInstance(&state, inst)
+		setUnknownsNull(&state)
+		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+		return
+	}
 	if err := r.refreshNode(ctx, &state); err != nil {
 		tflog.Warn(ctx, "node agent did not answer", map[string]any{"id": state.ID.ValueString(), "error": err.Error()})
 		state.Status = types.StringValue("agent_unreachable")
@@ -459,6 +493,12 @@ func (r *gpuInstanceResource) Update(ctx context.Context, req resource.UpdateReq
 	}
 	// Everything else that can change is replaced; copy the computed values.
 	plan.ID, plan.Endpoint, plan.Token = state.ID, state.Endpoint, state.Token
+	if !r.runsRuntime(&plan) {
+		plan.Status = state.Status
+		setUnknownsNull(&plan)
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+		return
+	}
 	if err := r.refreshNode(ctx, &plan); err != nil {
 		plan.Status = types.StringValue("agent_unreachable")
 	}
