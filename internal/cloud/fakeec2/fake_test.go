@@ -402,3 +402,13 @@ func TestOnCallSeesRunInstancesBeforeTheAnswer(t *testing.T) {
 		t.Fatal("OnCall was not called before RunInstances answered")
 	}
 }
+
+func TestRunInstancesRefusesUnimplementedParameters(t *testing.T) {
+	srv := start(t, Config{})
+	c := client(srv, "us-east-1", testAccess, testSecret, "")
+	in := runInput("", "")
+	in.EbsOptimized = awssdk.Bool(true)
+	if _, err := c.RunInstances(ctxT(t), in); code(err) != "InvalidParameter" {
+		t.Errorf("RunInstances with EbsOptimized: err = %v, want InvalidParameter", err)
+	}
+}

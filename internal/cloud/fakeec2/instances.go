@@ -126,6 +126,16 @@ const ownerID = "123456789012"
 
 var instanceTypePattern = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9-]+$`)
 
+// runParameters are the RunInstances parameters the fake implements; any
+// other one is refused rather than silently ignored.
+var runParameters = regexp.MustCompile(`^(Action|Version|ImageId|InstanceType|MinCount|MaxCount|ClientToken|KeyName|SubnetId|UserData|` +
+	`SecurityGroupId\.\d+|Placement\.AvailabilityZone|` +
+	`NetworkInterface\.\d+\.(DeviceIndex|SubnetId|SecurityGroupId\.\d+|AssociatePublicIpAddress|DeleteOnTermination)|` +
+	`MetadataOptions\.(HttpTokens|HttpEndpoint|HttpPutResponseHopLimit|InstanceMetadataTags)|` +
+	`InstanceMarketOptions\.(MarketType|SpotOptions\.(MaxPrice|SpotInstanceType|InstanceInterruptionBehavior))|` +
+	`BlockDeviceMapping\.\d+\.(DeviceName|Ebs\.(VolumeSize|VolumeType|DeleteOnTermination|Encrypted|Iops|Throughput))|` +
+	`TagSpecification\.\d+\.(ResourceType|Tag\.\d+\.(Key|Value)))$`)
+
 // runParams is what RunInstances asked, validated.
 type runParams struct {
 	imageID, instanceType, zone, subnetID, keyName string
@@ -143,6 +153,11 @@ type runParams struct {
 
 func (f *Fake) runInstances(req *request) (response, *apiError) {
 	form := req.form
+	for k := range form {
+		if !runParameters.MatchString(k) {
+			return nil, badRequest("InvalidParameter", "The parameter %s is not supported by this fake EC2 endpoint", k)
+		}
+	}
 	if form.Get("MinCount") != "1" || form.Get("MaxCount") != "1" {
 		return nil, badRequest("InvalidParameterValue", "this fake launches exactly one instance per call (MinCount=MaxCount=1)")
 	}
