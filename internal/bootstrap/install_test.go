@@ -411,3 +411,62 @@ func TestInstallAsSystemUser(t *testing.T) {
 		}
 	}
 }
+
+// TestInstallAsUnprivilegedUser logs in over SSH as a user that is neither
+// root nor a sudoer: Install falls back to a prefix under $HOME, the login
+// user and the supervised process, with no option set for it.
+func TestInstallAsUnprivilegedUser(t *testing.T) {
+	n := startNode(t, "127.0.0.14", nodeOptions{})
+	if _, err := exec.LookPath("useradd"); err != nil {
+		t.Skip("needs useradd (Debian package passwd)")
+	}
+	name := "hadron-u" + strconv.FormatInt(time.Now().UnixNano()%100000, 10)
+	home := filepath.Join(t.TempDir(), "home")
+	for p := filepath.Dir(home); p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A password of "*" leaves the account unlocked for key logins only.
+	if out, err := exec.Command("useradd", "-m", "-d", home, "-s", "/bin/sh", "-p", "*", name).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("userdel", "-r", name).Run() })
+	// sshd reads authorized_keys as the user.
+	for _, p := range []string{n.Dir, filepath.Dir(n.Dir), filepath.Join(n.Dir, "authorized_keys")} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cfg := n.sshConfig()
+	cfg.User = name
+	cfg.HostKeyFingerprint = n.Fingerprint
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tr, err := DialSSH(ctx, cfg)
+	if err != nil {
+		t.Fatalf("DialSSH as %s: %v\n%s", name, err, n.Log())
+	}
+	t.Cleanup(func() { tr.Close() })
+	o := Options{Bundle: bundleV1, Token: "user-token", Listen: "127.0.0.1:0", PollInterval: 50 * time.Millisecond}
+	uninstallOnCleanup(t, tr, o)
+	res, err := Install(ctx, tr, o)
+	if err != nil {
+		t.Fatalf("Install as %s: %v", name, err)
+	}
+	want := Result{Privilege: "user", User: name, Prefix: filepath.Join(home, ".hadron"), DataDir: filepath.Join(home, ".hadron", "data"), Service: ServiceSupervised}
+	if res.Privilege != want.Privilege || res.User != want.User || res.Prefix != want.Prefix || res.DataDir != want.DataDir || res.Service != want.Service {
+		t.Errorf("Install as %s = privilege %s user %s prefix %s data %s service %s; want %s %s %s %s %s",
+			name, res.Privilege, res.User, res.Prefix, res.DataDir, res.Service, want.Privilege, want.User, want.Prefix, want.DataDir, want.Service)
+	}
+	if res.Info.RuntimeVersion != testVersion1 {
+		t.Errorf("runtime version = %q, want %q", res.Info.RuntimeVersion, testVersion1)
+	}
+	if err := Uninstall(ctx, tr, o); err != nil {
+		t.Fatalf("Uninstall: %v", err)
+	}
+	if _, err := os.Stat(want.Prefix); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after Uninstall %s: %v, want not exist", want.Prefix, err)
+	}
+}
