@@ -420,25 +420,7 @@ func TestInstallAsUnprivilegedUser(t *testing.T) {
 	if _, err := exec.LookPath("useradd"); err != nil {
 		t.Skip("needs useradd (Debian package passwd)")
 	}
-	name := "hadron-u" + strconv.FormatInt(time.Now().UnixNano()%100000, 10)
-	home := filepath.Join(t.TempDir(), "home")
-	for p := filepath.Dir(home); p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A password of "*" leaves the account unlocked for key logins only.
-	if out, err := exec.Command("useradd", "-m", "-d", home, "-s", "/bin/sh", "-p", "*", name).CombinedOutput(); err != nil {
-		t.Fatalf("useradd: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("userdel", "-r", name).Run() })
-	// sshd reads authorized_keys as the user.
-	for _, p := range []string{n.Dir, filepath.Dir(n.Dir), filepath.Join(n.Dir, "authorized_keys")} {
-		if err := os.Chmod(p, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-
+	name, home := loginUser(t, n, "hadron-u", false)
 	cfg := n.sshConfig()
 	cfg.User = name
 	cfg.HostKeyFingerprint = n.Fingerprint
@@ -468,5 +450,102 @@ func TestInstallAsUnprivilegedUser(t *testing.T) {
 	}
 	if _, err := os.Stat(want.Prefix); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("after Uninstall %s: %v, want not exist", want.Prefix, err)
+	}
+}
+
+// loginUser creates a user that can log in to node n with n's key (and,
+// with sudoer, run anything through passwordless sudo); both are removed when
+// the test ends. It returns the name and home directory.
+func loginUser(t *testing.T, n *testNode, prefix string, sudoer bool) (string, string) {
+	t.Helper()
+	if _, err := exec.LookPath("useradd"); err != nil {
+		t.Skip("needs useradd (Debian package passwd)")
+	}
+	name := prefix + strconv.FormatInt(time.Now().UnixNano()%100000, 10)
+	home := filepath.Join(t.TempDir(), "home")
+	for p := filepath.Dir(home); p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A password of "*" leaves the account unlocked for key logins only.
+	if out, err := exec.Command("useradd", "-m", "-d", home, "-s", "/bin/sh", "-p", "*", name).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("userdel", "-r", name).Run() })
+	if sudoer {
+		rule := filepath.Join("/etc/sudoers.d", name)
+		if err := os.WriteFile(rule, []byte(name+" ALL=(ALL) NOPASSWD:ALL\n"), 0o440); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(rule) })
+	}
+	// sshd reads authorized_keys as the user.
+	for _, p := range []string{n.Dir, filepath.Dir(n.Dir), filepath.Join(n.Dir, "authorized_keys")} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return name, home
+}
+
+// TestInstallWithSudo logs in as a passwordless sudoer (the ubuntu or
+// ec2-user of cloud images): Install runs its privileged steps through
+// sudo -n, stages uploads as the login user, installs root-owned files and
+// runs the agent as a dedicated system user.
+func TestInstallWithSudo(t *testing.T) {
+	if _, err := exec.LookPath("sudo"); err != nil {
+		t.Skip("needs sudo: apt-get install sudo (internal/tools/prereqs.sh debs)")
+	}
+	n := startNode(t, "127.0.0.15", nodeOptions{})
+	login, _ := loginUser(t, n, "hadron-l", true)
+	cfg := n.sshConfig()
+	cfg.User = login
+	cfg.HostKeyFingerprint = n.Fingerprint
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tr, err := DialSSH(ctx, cfg)
+	if err != nil {
+		t.Fatalf("DialSSH as %s: %v\n%s", login, err, n.Log())
+	}
+	t.Cleanup(func() { tr.Close() })
+	o := nodeOpts(t, bundleV1)
+	o.User = "hadron-s" + strconv.FormatInt(time.Now().UnixNano()%100000, 10)
+	for p := filepath.Dir(filepath.Dir(o.Prefix)); p != os.TempDir() && p != "/"; p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if exec.Command("id", "-u", o.User).Run() == nil {
+			t.Errorf("system user %s still exists after Uninstall", o.User)
+			exec.Command("userdel", o.User).Run()
+		}
+	})
+	uninstallOnCleanup(t, tr, o)
+	res, err := Install(ctx, tr, o)
+	if err != nil {
+		t.Fatalf("Install through sudo: %v", err)
+	}
+	if res.Privilege != "sudo" || res.User != o.User {
+		t.Errorf("privilege, user = %s, %s; want sudo, %s", res.Privilege, res.User, o.User)
+	}
+	owners := []struct{ path, want string }{
+		{filepath.Join(o.Prefix, testVersion1, AgentFile), "root 755"},
+		{filepath.Join(o.Prefix, "etc", "hadrond.hcl"), o.User + " 600"},
+		{o.DataDir, o.User + " 750"},
+	}
+	for _, c := range owners {
+		out, err := exec.Command("stat", "-c", "%U %a", c.path).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(string(out)); got != c.want {
+			t.Errorf("%s: owner and mode %q, want %q", c.path, got, c.want)
+		}
+	}
+	again, err := Install(ctx, tr, o)
+	if err != nil || again.Change != ChangeUnchanged {
+		t.Errorf("re-run through sudo = %v, %v; want unchanged", again, err)
 	}
 }
