@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Target is one node to bootstrap over SSH.
@@ -28,12 +29,13 @@ type Outcome struct {
 // Bootstrap connects to one node over SSH (waiting for sshd until ctx ends)
 // and runs Install. On success the transport is left open in the outcome.
 func Bootstrap(ctx context.Context, target Target) Outcome {
+	start := time.Now()
 	t, err := DialSSH(ctx, target.SSH)
 	if err != nil {
 		return Outcome{Err: err}
 	}
 	if target.Options.OnPhase != nil {
-		target.Options.OnPhase(t.Node(), PhaseSSH, 0)
+		target.Options.OnPhase(t.Node(), PhaseSSH, time.Since(start))
 	}
 	res, err := Install(ctx, t, target.Options)
 	if err != nil {
