@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	reps := fs.Int("reps", 3, "repetitions; the median is reported")
 	out := fs.String("out", "docs/benchmarks.md", "markdown file whose bench-bootstrap section is replaced; empty: print only")
 	module := fs.String("module", ".", "repository root")
+	rtt := fs.Duration("rtt", 50*time.Millisecond, "round-trip time of the simulated distant node (0: skip that run)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -204,6 +205,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		fmt.Fprintf(stdout, "rep %d: 1 node %s, %d nodes %s, re-run %s\n", r+1, s1.wall.Round(time.Millisecond), len(targets), sn.wall.Round(time.Millisecond), sr.wall.Round(time.Millisecond))
 	}
 
+	var wan []sample
+	if *rtt > 0 {
+		p, err := startWANProxy("127.0.0.1", fmt.Sprintf("%s:%d", ns[0].Host, ns[0].Port), *rtt)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		tg := targets[0]
+		tg.SSH.Host, tg.SSH.Port = "127.0.0.1", p.Addr().Port
+		for r := 0; r < *reps; r++ {
+			s, err := measure([]bootstrap.Target{tg})
+			if err != nil {
+				return fmt.Errorf("1 node at %s RTT: %w", *rtt, err)
+			}
+			wan = append(wan, s)
+			if err := uninstall(targets[:1]); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "rep %d: 1 node at %s RTT %s\n", r+1, *rtt, s.wall.Round(time.Millisecond))
+		}
+	}
+
 	m1, mn, mr := median(one), median(many), median(rerun)
 	var b strings.Builder
 	cpu := cpuModel()
@@ -216,6 +239,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fmt.Fprintf(&b, "| ratio %d nodes / 1 node (target <= 2.0) | %.2f |\n", *nodes, float64(mn.wall)/float64(m1.wall))
 	fmt.Fprintf(&b, "| machine CPU busy during the 1-node run / %d-node run (core-seconds, all processes) | %.1f / %.1f of %.1f / %.1f available |\n",
 		*nodes, m1.busy, mn.busy, m1.wall.Seconds()*float64(runtime.NumCPU()), mn.wall.Seconds()*float64(runtime.NumCPU()))
+	if len(wan) > 0 {
+		mw := median(wan)
+		fmt.Fprintf(&b, "| 1 node behind a %s round trip (delaying proxy), wall | %s |\n", *rtt, mw.wall.Round(time.Millisecond))
+	}
 	fmt.Fprintf(&b, "| re-run with the same version (unchanged), 1 node | %s |\n", mr.wall.Round(time.Millisecond))
 	fmt.Fprintf(&b, "| bytes sent per node (fresh install) | %s |\n", mib(avg(mn.sent)))
 	fmt.Fprintf(&b, "| bytes received per node (fresh install) | %s |\n", mib(avg(mn.received)))
