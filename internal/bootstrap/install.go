@@ -166,16 +166,15 @@ type facts struct {
 
 // installed is what the state probe learns about an existing install.
 type installed struct {
-	state       map[string]string
-	current     string
-	running     bool
-	targetSums  string // sha256 of PREFIX/<version>/SHA256SUMS
-	targetOK    bool   // PREFIX/<version> verifies
-	have        map[string]string
-	restarts    int
-	addr        string
-	lastExit    string
-	serviceText string
+	state      map[string]string
+	current    string
+	running    bool
+	targetSums string // sha256 of PREFIX/<version>/SHA256SUMS
+	targetOK   bool   // PREFIX/<version> verifies
+	have       map[string]string
+	restarts   int
+	addr       string
+	lastExit   string
 }
 
 // layout is the resolved plan for one node.
@@ -496,7 +495,7 @@ func (in *installer) plan() error {
 	}
 	l.config = renderConfig(o, &l, hasORT)
 	if l.service == ServiceSystemd {
-		l.serviceFile = renderUnit(&l, f.login)
+		l.serviceFile = renderUnit(&l)
 	} else {
 		l.serviceFile = renderSupervisor(&l, runAs(l.user, f))
 	}
@@ -565,7 +564,7 @@ func renderConfig(o Options, l *layout, hasORT bool) []byte {
 }
 
 // renderUnit writes the systemd unit.
-func renderUnit(l *layout, _ string) []byte {
+func renderUnit(l *layout) []byte {
 	return []byte(fmt.Sprintf(`# Written by Hadron's bootstrap.
 [Unit]
 Description=Hadron node runtime (hadrond)

@@ -2,7 +2,15 @@ package bootstrap
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -548,4 +556,50 @@ func TestInstallWithSudo(t *testing.T) {
 	if err != nil || again.Change != ChangeUnchanged {
 		t.Errorf("re-run through sudo = %v, %v; want unchanged", again, err)
 	}
+}
+
+// TestInstallWithTLS serves the agent over HTTPS with a generated
+// certificate; the client through the transport accepts only that one.
+func TestInstallWithTLS(t *testing.T) {
+	certPEM, keyPEM := selfSigned(t)
+	otherPEM, _ := selfSigned(t)
+	tr := &LocalTransport{Name: "local-tls"}
+	o := nodeOpts(t, bundleV1)
+	o.TLS = &TLS{CertPEM: certPEM, KeyPEM: keyPEM}
+	uninstallOnCleanup(t, tr, o)
+	res := install(t, tr, o)
+	if !strings.HasPrefix(res.Agent.BaseURL, "https://") {
+		t.Errorf("agent URL = %s, want https", res.Agent.BaseURL)
+	}
+	assertMode(t, filepath.Join(o.Prefix, "etc", "tls.key"), 0o600)
+	wrong := NewAgent(tr, res.Port, o.Token, &TLS{CertPEM: otherPEM})
+	if err := wrong.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "certificate other than the configured one") {
+		t.Errorf("client pinned to another certificate: err = %v, want a pin failure", err)
+	}
+}
+
+func selfSigned(t *testing.T) ([]byte, []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "hadrond test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
