@@ -59,3 +59,17 @@ func (d *providerData) defaultRegion(name string) string {
 	}
 	return ""
 }
+
+// backendIn returns a cloud's backend for an instance in region: AWS clients
+// are regional, so an instance that landed outside the default region is
+// read and deleted through a client of its own region.
+func (d *providerData) backendIn(ctx context.Context, name, region string) (cloud.Backend, error) {
+	b, err := d.backend(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if ab, ok := b.(*aws.Backend); ok && region != "" && region != ab.Region() {
+		return ab.WithRegion(region), nil
+	}
+	return b, nil
+}

@@ -13,53 +13,58 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/hadron-ai/terraform-provider-hadron/internal/agentclient"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud"
 )
 
 // gpuInstanceModel is the Terraform state of hadron_gpu_instance.
 type gpuInstanceModel struct {
-	ID                types.String   `tfsdk:"id"`
-	Name              types.String   `tfsdk:"name"`
-	Cloud             types.String   `tfsdk:"cloud"`
-	Region            types.String   `tfsdk:"region"`
-	Zone              types.String   `tfsdk:"zone"`
-	Zones             types.List     `tfsdk:"zones"`
-	InstanceType      types.String   `tfsdk:"instance_type"`
-	GPU               *gpuBlockModel `tfsdk:"gpu"`
-	Spot              types.Bool     `tfsdk:"spot"`
-	SpotMaxPrice      types.Float64  `tfsdk:"spot_max_price"`
-	ImageID           types.String   `tfsdk:"image_id"`
-	RootVolumeSize    types.Int64    `tfsdk:"root_volume_size"`
-	RootVolumeType    types.String   `tfsdk:"root_volume_type"`
-	SubnetID          types.String   `tfsdk:"subnet_id"`
-	SecurityGroupIDs  types.List     `tfsdk:"security_group_ids"`
-	AllowedCIDRs      types.List     `tfsdk:"allowed_cidrs"`
-	SSHPublicKey      types.String   `tfsdk:"ssh_public_key"`
-	KeyName           types.String   `tfsdk:"key_name"`
-	AssociatePublicIP types.Bool     `tfsdk:"associate_public_ip"`
-	Clouds            types.List     `tfsdk:"clouds"`
-	Regions           types.List     `tfsdk:"regions"`
-	Placements        types.List     `tfsdk:"placements"`
-	MaxHourlyPrice    types.Float64  `tfsdk:"max_hourly_price"`
-	InstallRuntime    types.Bool     `tfsdk:"install_runtime"`
-	Tags              types.Map      `tfsdk:"tags"`
-	Timeouts          timeouts.Value `tfsdk:"timeouts"`
+	ID                types.String       `tfsdk:"id"`
+	Name              types.String       `tfsdk:"name"`
+	Cloud             types.String       `tfsdk:"cloud"`
+	Region            types.String       `tfsdk:"region"`
+	Zone              types.String       `tfsdk:"zone"`
+	Zones             types.List         `tfsdk:"zones"`
+	InstanceType      types.String       `tfsdk:"instance_type"`
+	GPU               *gpuBlockModel     `tfsdk:"gpu"`
+	Spot              types.Bool         `tfsdk:"spot"`
+	SpotMaxPrice      types.Float64      `tfsdk:"spot_max_price"`
+	ImageID           types.String       `tfsdk:"image_id"`
+	RootVolumeSize    types.Int64        `tfsdk:"root_volume_size"`
+	RootVolumeType    types.String       `tfsdk:"root_volume_type"`
+	SubnetID          types.String       `tfsdk:"subnet_id"`
+	SecurityGroupIDs  types.List         `tfsdk:"security_group_ids"`
+	AllowedCIDRs      types.List         `tfsdk:"allowed_cidrs"`
+	SSHPublicKey      types.String       `tfsdk:"ssh_public_key"`
+	KeyName           types.String       `tfsdk:"key_name"`
+	AssociatePublicIP types.Bool         `tfsdk:"associate_public_ip"`
+	Clouds            types.List         `tfsdk:"clouds"`
+	Regions           types.List         `tfsdk:"regions"`
+	Placements        types.List         `tfsdk:"placements"`
+	MaxHourlyPrice    types.Float64      `tfsdk:"max_hourly_price"`
+	InstallRuntime    types.Bool         `tfsdk:"install_runtime"`
+	SSH               *sshBlockModel     `tfsdk:"ssh"`
+	Runtime           *runtimeBlockModel `tfsdk:"runtime"`
+	Tags              types.Map          `tfsdk:"tags"`
+	Timeouts          timeouts.Value     `tfsdk:"timeouts"`
 
-	Candidates       types.List    `tfsdk:"candidates"`
-	HourlyPrice      types.Float64 `tfsdk:"hourly_price"`
-	Status           types.String  `tfsdk:"status"`
-	Endpoint         types.String  `tfsdk:"endpoint"`
-	Token            types.String  `tfsdk:"token"`
-	PublicIP         types.String  `tfsdk:"public_ip"`
-	PrivateIP        types.String  `tfsdk:"private_ip"`
-	Hostname         types.String  `tfsdk:"hostname"`
-	VCPUs            types.Int64   `tfsdk:"vcpus"`
-	MemoryMB         types.Int64   `tfsdk:"memory_mb"`
-	DetectedGPUCount types.Int64   `tfsdk:"detected_gpu_count"`
-	DetectedGPUModel types.String  `tfsdk:"detected_gpu_model"`
-	RuntimeVersion   types.String  `tfsdk:"runtime_version"`
-	ORTVersion       types.String  `tfsdk:"ort_version"`
+	Candidates         types.List    `tfsdk:"candidates"`
+	HostKeyFingerprint types.String  `tfsdk:"host_key_fingerprint"`
+	HourlyPrice        types.Float64 `tfsdk:"hourly_price"`
+	Status             types.String  `tfsdk:"status"`
+	Endpoint           types.String  `tfsdk:"endpoint"`
+	Token              types.String  `tfsdk:"token"`
+	PublicIP           types.String  `tfsdk:"public_ip"`
+	PrivateIP          types.String  `tfsdk:"private_ip"`
+	Hostname           types.String  `tfsdk:"hostname"`
+	VCPUs              types.Int64   `tfsdk:"vcpus"`
+	MemoryMB           types.Int64   `tfsdk:"memory_mb"`
+	DetectedGPUCount   types.Int64   `tfsdk:"detected_gpu_count"`
+	DetectedGPUModel   types.String  `tfsdk:"detected_gpu_model"`
+	RuntimeVersion     types.String  `tfsdk:"runtime_version"`
+	ORTVersion         types.String  `tfsdk:"ort_version"`
 }
 
 type gpuBlockModel struct {
@@ -119,7 +124,7 @@ func specFromModel(ctx context.Context, m *gpuInstanceModel, candidates []cloud.
 		SubnetID:         m.SubnetID.ValueString(),
 		SecurityGroupIDs: sgs,
 		AllowedCIDRs:     cidrs,
-		SSHPublicKey:     m.SSHPublicKey.ValueString(),
+		SSHPublicKey:     sshPublicKey(m),
 		KeyName:          m.KeyName.ValueString(),
 		PublicIP:         m.AssociatePublicIP.ValueBool(),
 		Tags:             tags,
@@ -274,4 +279,20 @@ func (m *gpuInstanceModel) attr(name string) attr.Value {
 		return m.MaxHourlyPrice
 	}
 	panic("gpuInstanceModel.attr: unknown attribute " + name)
+}
+
+// sshPublicKey is the key pair to import: ssh_public_key, else the public half
+// of ssh.private_key, so one key in the configuration is enough.
+func sshPublicKey(m *gpuInstanceModel) string {
+	if k := m.SSHPublicKey.ValueString(); k != "" || !m.KeyName.IsNull() {
+		return k
+	}
+	if m.SSH == nil || m.SSH.PrivateKey.ValueString() == "" {
+		return ""
+	}
+	signer, err := ssh.ParsePrivateKey([]byte(m.SSH.PrivateKey.ValueString()))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
 }

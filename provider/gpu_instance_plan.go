@@ -265,6 +265,7 @@ func (r *gpuInstanceResource) ModifyPlan(ctx context.Context, req resource.Modif
 	}
 	creating := req.State.Raw.IsNull() || len(resp.RequiresReplace) > 0
 	if !creating {
+		r.planRuntimeUpgrade(ctx, &plan, req, resp)
 		r.data.budget.add(plan.Name.ValueString(), plan.HourlyPrice.ValueFloat64())
 		resp.Diagnostics.Append(r.data.budget.check(path.Root("hourly_price"))...)
 		return
@@ -345,4 +346,30 @@ func (d *providerData) landedCandidates(m *gpuInstanceModel, inst *cloud.Instanc
 	m.Candidates = candidatesValue([]placementCandidate{{Cloud: inst.Cloud, Region: inst.Region, Zone: inst.Zone,
 		InstanceType: inst.InstanceType, Spot: inst.Spot, HourlyPrice: price}})
 	m.HourlyPrice = types.Float64Value(price)
+}
+
+// planRuntimeUpgrade plans an in-place runtime install on a cloud node whose
+// runtime is not the bundle's version: a provider upgrade, a dead agent, or
+// install_runtime turned on.
+func (r *gpuInstanceResource) planRuntimeUpgrade(ctx context.Context, plan *gpuInstanceModel, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if plan.Cloud.ValueString() == "local" || !plan.InstallRuntime.ValueBool() {
+		return
+	}
+	var state gpuInstanceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	b, err := r.data.bundle()
+	if err != nil || resp.Diagnostics.HasError() {
+		return
+	}
+	if state.RuntimeVersion.ValueString() == b.Version && state.InstallRuntime.ValueBool() {
+		return
+	}
+	plan.RuntimeVersion = types.StringValue(b.Version)
+	for _, s := range []*types.String{&plan.Status, &plan.Hostname, &plan.ORTVersion, &plan.DetectedGPUModel, &plan.Endpoint} {
+		*s = types.StringUnknown()
+	}
+	for _, i := range []*types.Int64{&plan.VCPUs, &plan.MemoryMB, &plan.DetectedGPUCount} {
+		*i = types.Int64Unknown()
+	}
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)
 }

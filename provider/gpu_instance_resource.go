@@ -29,6 +29,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/hadron-ai/terraform-provider-hadron/internal/agentclient"
+	"github.com/hadron-ai/terraform-provider-hadron/internal/bootstrap"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud"
 )
 
@@ -162,6 +163,8 @@ func (r *gpuInstanceResource) Schema(ctx context.Context, _ resource.SchemaReque
 					"ready (default). `false` provisions the bare instance. Local nodes always run it."},
 			"timeouts": timeouts.Attributes(ctx, timeouts.Opts{Create: true, Read: true, Update: true, Delete: true}),
 
+			"host_key_fingerprint": schema.StringAttribute{Computed: true, PlanModifiers: stable,
+				MarkdownDescription: "SSH host key of the node as first seen (`SHA256:…`); a different key later is an error."},
 			"status": schema.StringAttribute{Computed: true,
 				MarkdownDescription: "`ready` when the node's agent answers; otherwise what is wrong (`agent_unreachable`)."},
 			"endpoint": schema.StringAttribute{Computed: true, PlanModifiers: stable,
@@ -183,6 +186,39 @@ func (r *gpuInstanceResource) Schema(ctx context.Context, _ resource.SchemaReque
 				MarkdownDescription: "ONNX Runtime version loaded by the node (empty until a model is served)."},
 		},
 		Blocks: map[string]schema.Block{
+			"ssh": schema.SingleNestedBlock{
+				MarkdownDescription: "How the provider reaches a cloud node to install `hadrond` and talk to its agent " +
+					"(through an SSH tunnel: the agent's port need not be public).",
+				Attributes: map[string]schema.Attribute{
+					"user":        schema.StringAttribute{Optional: true, MarkdownDescription: "Login user; `ubuntu` on AWS, `root` on Alibaba Cloud by default."},
+					"private_key": schema.StringAttribute{Optional: true, Sensitive: true, MarkdownDescription: "Private key (PEM or OpenSSH), e.g. `file(\"~/.ssh/id_ed25519\")`."},
+					"port":        schema.Int64Attribute{Optional: true, Validators: []validator.Int64{int64validator.Between(1, 65535)}, MarkdownDescription: "SSH port (22)."},
+					"host":        schema.StringAttribute{Optional: true, MarkdownDescription: "Address to connect to instead of the public (else private) IP."},
+					"use_agent":   schema.BoolAttribute{Optional: true, MarkdownDescription: "Also authenticate with the keys of the ssh-agent at `$SSH_AUTH_SOCK`."},
+					"host_key_fingerprint": schema.StringAttribute{Optional: true,
+						MarkdownDescription: "Pin the node's host key (`SHA256:…`). Unset: the key seen first is recorded in state and enforced afterwards."},
+					"bastion_host":        schema.StringAttribute{Optional: true, MarkdownDescription: "Jump host to connect through."},
+					"bastion_port":        schema.Int64Attribute{Optional: true, MarkdownDescription: "Jump host SSH port (22)."},
+					"bastion_user":        schema.StringAttribute{Optional: true, MarkdownDescription: "Jump host user (the node's user by default)."},
+					"bastion_private_key": schema.StringAttribute{Optional: true, Sensitive: true, MarkdownDescription: "Jump host key (the node's key by default)."},
+				},
+			},
+			"runtime": schema.SingleNestedBlock{
+				MarkdownDescription: "How `hadrond` is installed and run on a cloud node.",
+				Attributes: map[string]schema.Attribute{
+					"port": schema.Int64Attribute{Optional: true, Validators: []validator.Int64{int64validator.Between(0, 65535)},
+						MarkdownDescription: "Agent port on the node (7070); 0 lets the agent pick one."},
+					"prefix":   schema.StringAttribute{Optional: true, MarkdownDescription: "Install prefix (`/opt/hadron` with root or sudo, else `~/.hadron`)."},
+					"data_dir": schema.StringAttribute{Optional: true, MarkdownDescription: "Agent data directory (`/var/lib/hadron` with root or sudo)."},
+					"service": schema.StringAttribute{Optional: true, Validators: []validator.String{stringvalidator.OneOf(serviceModes...)},
+						MarkdownDescription: "How the agent is kept running: " + enumDescription(serviceModes) + " (systemd when it runs, else a supervised process)."},
+					"check_gpu_driver": schema.BoolAttribute{Optional: true,
+						MarkdownDescription: "Require `nvidia-smi` to see the GPUs before the runtime is installed (default: when the instance type has GPUs)."},
+					"public_inference": schema.BoolAttribute{Optional: true, MarkdownDescription: "Serve inference without the token."},
+					"idle_timeout": schema.StringAttribute{Optional: true, Validators: []validator.String{stringvalidator.RegexMatches(durationRE, `must be a duration such as "30m"`)},
+						MarkdownDescription: "Stop the agent after this long without requests (e.g. `2h`); the next plan shows it."},
+				},
+			},
 			"gpu": schema.SingleNestedBlock{
 				MarkdownDescription: "GPU requirement, resolved to an instance type when `instance_type` is not set.",
 				PlanModifiers:       []planmodifier.Object{objectplanmodifier.RequiresReplace()},
@@ -233,6 +269,14 @@ func (r *gpuInstanceResource) ValidateConfig(ctx context.Context, req resource.V
 	}
 	c := m.effectiveCloud()
 	if c != "local" {
+		if !m.InstallRuntime.IsNull() && !m.InstallRuntime.ValueBool() || m.InstallRuntime.IsUnknown() {
+			return
+		}
+		if m.SSH == nil || (m.SSH.PrivateKey.IsNull() && !m.SSH.UseAgent.ValueBool()) {
+			resp.Diagnostics.Append(attrError(path.Root("ssh"), "Missing SSH Credentials",
+				"Installing the runtime on a cloud node needs SSH: set ssh { private_key = file(\"~/.ssh/id_ed25519\") } "+
+					"or ssh { use_agent = true }, or set install_runtime = false for a bare instance."))
+		}
 		return
 	}
 	for _, name := range localUnsupported {
@@ -270,6 +314,16 @@ func (r *gpuInstanceResource) Create(ctx context.Context, req resource.CreateReq
 		return
 	}
 	inst, err := r.createOnCandidates(ctx, &plan, spec)
+	if err != nil && inst != nil && inst.ID != "" {
+		// Launched but never confirmed running: keep it (tainted) so destroy removes it.
+		applyInstance(&plan, inst)
+		plan.Status = types.StringValue(inst.State)
+		setUnknownsNull(&plan)
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+		resp.Diagnostics.Append(errorDiag("Instance Not Running", "Instance "+inst.ID+" was launched but did not reach running; "+
+			"it is kept in state (tainted) and will be replaced on the next apply.", err))
+		return
+	}
 	if err != nil {
 		var ae *cloud.AttemptsError
 		if errors.As(err, &ae) {
@@ -287,17 +341,26 @@ func (r *gpuInstanceResource) Create(ctx context.Context, req resource.CreateReq
 		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 		return
 	}
-	if err := r.refreshNode(ctx, &plan); err != nil {
+	if err := r.startRuntime(ctx, &plan, inst); err != nil {
 		// The instance exists: keep it in state (tainted) so nothing is orphaned.
 		plan.Status = types.StringValue("agent_unreachable")
 		setUnknownsNull(&plan)
 		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 		resp.Diagnostics.Append(errorDiag("Node Runtime Not Ready",
-			"The instance "+inst.ID+" was created but its agent did not answer; it is kept in state and will be replaced on the next apply.", err))
+			"The instance "+inst.ID+" was created but its runtime did not come up; it is kept in state (tainted) and will be replaced on the next apply.", err))
 		return
 	}
 	setUnknownsNull(&plan)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// startRuntime makes the node's agent answer: local nodes run it already,
+// cloud nodes get it over SSH.
+func (r *gpuInstanceResource) startRuntime(ctx context.Context, m *gpuInstanceModel, inst *cloud.Instance) error {
+	if m.Cloud.ValueString() == "local" {
+		return r.refreshNode(ctx, m)
+	}
+	return r.bootstrapNode(ctx, m, inst)
 }
 
 // createOnCandidates tries the pinned candidates in order, one cloud's run
@@ -346,7 +409,10 @@ func (r *gpuInstanceResource) createOnCandidates(ctx context.Context, plan *gpuI
 			all.Attempts = append(all.Attempts, ae.Attempts...)
 			tflog.Warn(ctx, "no capacity in this cloud; trying the next", map[string]any{"cloud": name, "error": err.Error()})
 		default:
-			return nil, err
+			if inst != nil {
+				inst.Cloud = name
+			}
+			return inst, err // an instance may exist even so
 		}
 	}
 	return nil, all
@@ -373,7 +439,15 @@ func (r *gpuInstanceResource) refreshNode(ctx context.Context, m *gpuInstanceMod
 	if m.Endpoint.ValueString() == "" {
 		return fmt.Errorf("node %s has no agent endpoint", m.ID.ValueString())
 	}
-	n, err := agentclient.New(m.Endpoint.ValueString(), m.Token.ValueString()).Node(ctx)
+	c := agentclient.New(m.Endpoint.ValueString(), m.Token.ValueString())
+	if m.Cloud.ValueString() != "local" {
+		conn, ok := r.data.nodes.get(m.ID.ValueString())
+		if !ok {
+			return fmt.Errorf("node %s is not connected", m.ID.ValueString())
+		}
+		c = conn.client
+	}
+	n, err := c.Node(ctx)
 	if err != nil {
 		return err
 	}
@@ -385,7 +459,7 @@ func (r *gpuInstanceResource) refreshNode(ctx context.Context, m *gpuInstanceMod
 // Terraform requires of state.
 func setUnknownsNull(m *gpuInstanceModel) {
 	for _, s := range []*types.String{&m.Region, &m.Zone, &m.InstanceType, &m.ImageID, &m.Endpoint, &m.Token, &m.PublicIP,
-		&m.PrivateIP, &m.Hostname, &m.DetectedGPUModel, &m.RuntimeVersion, &m.ORTVersion, &m.Status} {
+		&m.PrivateIP, &m.Hostname, &m.DetectedGPUModel, &m.RuntimeVersion, &m.ORTVersion, &m.Status, &m.HostKeyFingerprint} {
 		if s.IsUnknown() {
 			*s = types.StringNull()
 		}
@@ -419,7 +493,7 @@ func (r *gpuInstanceResource) Read(ctx context.Context, req resource.ReadRequest
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	b, err := r.data.backend(ctx, state.Cloud.ValueString())
+	b, err := r.data.backendIn(ctx, state.Cloud.ValueString(), state.Region.ValueString())
 	if err != nil {
 		resp.Diagnostics.Append(errorDiag("Cloud Not Available", "Hadron could not set up the "+state.Cloud.ValueString()+" cloud.", err))
 		return
@@ -439,7 +513,10 @@ func (r *gpuInstanceResource) Read(ctx context.Context, req resource.ReadRequest
 		r.data.landedCandidates(&state, inst)
 	}
 	if state.InstallRuntime.IsNull() {
-		state.InstallRuntime = types.BoolValue(true) // imported
+		// Imported: local nodes run the runtime; for a cloud node the token is
+		// unknown, so it counts as bare until an apply installs the runtime
+		// (with a new token) if the configuration asks for it.
+		state.InstallRuntime = types.BoolValue(state.Cloud.ValueString() == "local")
 	}
 	if !r.runsRuntime(&state) {
 		bareInstance(&state, inst)
@@ -447,9 +524,24 @@ func (r *gpuInstanceResource) Read(ctx context.Context, req resource.ReadRequest
 		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 		return
 	}
-	if err := r.refreshNode(ctx, &state); err != nil {
-		tflog.Warn(ctx, "node agent did not answer", map[string]any{"id": state.ID.ValueString(), "error": err.Error()})
+	var nerr error
+	if state.Cloud.ValueString() == "local" {
+		nerr = r.refreshNode(ctx, &state)
+	} else {
+		nerr = r.connectNode(ctx, &state, inst)
+	}
+	if nerr != nil {
+		var hk *bootstrap.HostKeyMismatchError
+		if errors.As(nerr, &hk) {
+			resp.Diagnostics.Append(errorDiag("SSH Host Key Changed",
+				"The SSH host key of "+state.ID.ValueString()+" is not the one recorded in state. If the node was rebuilt on purpose, "+
+					"taint or replace the resource; otherwise someone may be intercepting the connection.", nerr))
+			return
+		}
+		tflog.Warn(ctx, "node agent did not answer", map[string]any{"id": state.ID.ValueString(), "error": nerr.Error()})
 		state.Status = types.StringValue("agent_unreachable")
+		// An unknown runtime plans an in-place re-install (see ModifyPlan).
+		state.RuntimeVersion = types.StringValue("")
 	}
 	setUnknownsNull(&state)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
@@ -469,7 +561,7 @@ func (r *gpuInstanceResource) Update(ctx context.Context, req resource.UpdateReq
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	b, err := r.data.backend(ctx, state.Cloud.ValueString())
+	b, err := r.data.backendIn(ctx, state.Cloud.ValueString(), state.Region.ValueString())
 	if err != nil {
 		resp.Diagnostics.Append(errorDiag("Cloud Not Available", "Hadron could not set up the "+state.Cloud.ValueString()+" cloud.", err))
 		return
@@ -492,14 +584,24 @@ func (r *gpuInstanceResource) Update(ctx context.Context, req resource.UpdateReq
 		}
 	}
 	// Everything else that can change is replaced; copy the computed values.
-	plan.ID, plan.Endpoint, plan.Token = state.ID, state.Endpoint, state.Token
+	plan.ID, plan.Endpoint, plan.Token, plan.HostKeyFingerprint = state.ID, state.Endpoint, state.Token, state.HostKeyFingerprint
 	if !r.runsRuntime(&plan) {
 		plan.Status = state.Status
 		setUnknownsNull(&plan)
 		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 		return
 	}
-	if err := r.refreshNode(ctx, &plan); err != nil {
+	if plan.Cloud.ValueString() != "local" && !plan.RuntimeVersion.Equal(state.RuntimeVersion) {
+		// A runtime upgrade, a dead agent or install_runtime turned on: install again.
+		inst, err := b.Get(ctx, state.ID.ValueString())
+		if err == nil {
+			err = r.bootstrapNode(ctx, &plan, inst)
+		}
+		if err != nil {
+			resp.Diagnostics.Append(errorDiag("Runtime Not Installed", "Hadron could not install the runtime on "+state.ID.ValueString()+".", err))
+			return
+		}
+	} else if err := r.refreshNode(ctx, &plan); err != nil {
 		plan.Status = types.StringValue("agent_unreachable")
 	}
 	setUnknownsNull(&plan)
@@ -519,11 +621,12 @@ func (r *gpuInstanceResource) Delete(ctx context.Context, req resource.DeleteReq
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	b, err := r.data.backend(ctx, state.Cloud.ValueString())
+	b, err := r.data.backendIn(ctx, state.Cloud.ValueString(), state.Region.ValueString())
 	if err != nil {
 		resp.Diagnostics.Append(errorDiag("Cloud Not Available", "Hadron could not set up the "+state.Cloud.ValueString()+" cloud.", err))
 		return
 	}
+	r.data.nodes.drop(state.ID.ValueString())
 	if err := b.Delete(ctx, state.ID.ValueString()); err != nil && !errors.Is(err, cloud.ErrNotFound) {
 		resp.Diagnostics.Append(errorDiag("Error Deleting Instance", "Hadron could not delete instance "+state.ID.ValueString()+
 			"; it may still exist and be billed. Run terraform destroy again, or delete it in the cloud console.", err))

@@ -34,6 +34,13 @@ type providerModel struct {
 	AWS    *awsBlockModel    `tfsdk:"aws"`
 	Aliyun *aliyunBlockModel `tfsdk:"aliyun"`
 	Budget *budgetBlockModel `tfsdk:"budget"`
+	Bundle *bundleBlockModel `tfsdk:"bundle"`
+}
+
+type bundleBlockModel struct {
+	Dir              types.String `tfsdk:"dir"`
+	ORTLibraryURL    types.Map    `tfsdk:"ort_library_url"`
+	ORTLibrarySHA256 types.Map    `tfsdk:"ort_library_sha256"`
 }
 
 type localBlockModel struct {
@@ -138,6 +145,18 @@ func (p *hadronProvider) Schema(_ context.Context, _ provider.SchemaRequest, res
 					"profile":        schema.StringAttribute{Optional: true, MarkdownDescription: "Profile name in the aliyun CLI config (`~/.aliyun/config.json`)."},
 					"ram_role":       schema.StringAttribute{Optional: true, MarkdownDescription: "ECS RAM role name, when running on an ECS instance."},
 					"endpoint":       schema.StringAttribute{Optional: true, MarkdownDescription: "ECS API endpoint URL, for private endpoints and tests. Defaults to `$HADRON_ALIYUN_ECS_ENDPOINT`."},
+				},
+			},
+			"bundle": schema.SingleNestedBlock{
+				MarkdownDescription: "The node runtime the provider installs on cloud nodes: `hadrond` and ONNX Runtime for linux/amd64 and linux/arm64.",
+				Attributes: map[string]schema.Attribute{
+					"dir": schema.StringAttribute{Optional: true, MarkdownDescription: "Bundle directory (with manifest.json). " +
+						"Defaults to `$HADRON_BUNDLE_DIR`, else the `bundle/` that `make install` puts next to the provider."},
+					"ort_library_url": schema.MapAttribute{Optional: true, ElementType: types.StringType,
+						MarkdownDescription: "ONNX Runtime library to install instead of the bundled one, per architecture " +
+							"(`amd64`, `arm64`), e.g. a CUDA build; the node fetches it and checks `ort_library_sha256`."},
+					"ort_library_sha256": schema.MapAttribute{Optional: true, ElementType: types.StringType,
+						MarkdownDescription: "sha256 of each `ort_library_url`, per architecture."},
 				},
 			},
 			"budget": schema.SingleNestedBlock{

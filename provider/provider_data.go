@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 
 	"github.com/hadron-ai/terraform-provider-hadron/internal/agentclient"
+	"github.com/hadron-ai/terraform-provider-hadron/internal/bootstrap"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/catalog"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud/local"
@@ -31,11 +32,39 @@ type providerData struct {
 
 	mu       sync.Mutex
 	backends map[string]cloud.Backend
+
+	nodes *nodeRegistry
+
+	bundleDir  string
+	ortURLs    map[string]string
+	ortSHA256s map[string]string
+	bundleOnce sync.Once
+	bundleVal  *bootstrap.Bundle
+	bundleErr  error
 }
 
 func newProviderData(cfg providerModel, version string, getenv func(string) string) (*providerData, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	d := &providerData{version: version, aws: cfg.AWS, aliyun: cfg.Aliyun, getenv: getenv, backends: map[string]cloud.Backend{}}
+	d := &providerData{version: version, aws: cfg.AWS, aliyun: cfg.Aliyun, getenv: getenv, backends: map[string]cloud.Backend{},
+		nodes: &nodeRegistry{nodes: map[string]*nodeConn{}}}
+	var bb bundleBlockModel
+	if cfg.Bundle != nil {
+		bb = *cfg.Bundle
+	}
+	d.bundleDir = firstNonEmpty(bb.Dir.ValueString(), getenv("HADRON_BUNDLE_DIR"), besideExecutable("bundle"))
+	d.ortURLs, d.ortSHA256s = map[string]string{}, map[string]string{}
+	if !bb.ORTLibraryURL.IsNull() && !bb.ORTLibraryURL.IsUnknown() {
+		diags.Append(bb.ORTLibraryURL.ElementsAs(context.Background(), &d.ortURLs, false)...)
+	}
+	if !bb.ORTLibrarySHA256.IsNull() && !bb.ORTLibrarySHA256.IsUnknown() {
+		diags.Append(bb.ORTLibrarySHA256.ElementsAs(context.Background(), &d.ortSHA256s, false)...)
+	}
+	for arch := range d.ortURLs {
+		if d.ortSHA256s[arch] == "" {
+			diags.Append(attrError(rootPath("bundle", "ort_library_sha256"), "Missing ONNX Runtime Digest",
+				fmt.Sprintf("bundle.ort_library_url names a library for %s; give its sha256 in ort_library_sha256 too.", arch)))
+		}
+	}
 	var lb localBlockModel
 	if cfg.Local != nil {
 		lb = *cfg.Local
@@ -146,10 +175,15 @@ func (d *providerData) agentFor(ctx context.Context, instanceID string) (*agentc
 }
 
 // node returns a client for a node's agent and what the cloud knows of it.
+// Cloud nodes are reached through the SSH connection their
+// hadron_gpu_instance opened in this run (create or refresh).
 func (d *providerData) node(ctx context.Context, instanceID string) (*agentclient.Client, *cloud.Instance, error) {
 	if !strings.HasPrefix(instanceID, "local-") {
-		return nil, nil, fmt.Errorf("instance %s: reaching the agent of a cloud node needs the SSH bootstrap, "+
-			"which this build does not have yet; use instances with cloud = \"local\"", instanceID)
+		if c, ok := d.nodes.get(instanceID); ok {
+			return c.client, c.instance, nil
+		}
+		return nil, nil, fmt.Errorf("instance %s: its hadron_gpu_instance was not refreshed in this run, so Hadron has no "+
+			"connection to its agent; run without -refresh=false, and include the instance in -target", instanceID)
 	}
 	b, err := d.backend(ctx, "local")
 	if err != nil {
