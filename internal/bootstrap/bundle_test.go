@@ -247,6 +247,11 @@ func TestHelpers(t *testing.T) {
 			t.Errorf("portOf(%q) = %d, %v; want %d, error %t", tc.in, got, err, tc.want, tc.err)
 		}
 	}
+	for v, ok := range map[string]bool{"1.2.3": true, "0.1.0-dev+abc": true, "current": false, "../x": false, ".hidden": false, "a b": false, "": false} {
+		if err := validVersion(v); (err == nil) != ok {
+			t.Errorf("validVersion(%q) = %v, want ok %t", v, err, ok)
+		}
+	}
 	pe := &PhaseError{Node: "n1", Phase: PhaseReady, Err: errors.New("boom"), Log: []string{"a", "b"}}
 	if got, want := pe.Error(), "node n1: phase \"agent ready\" failed: boom\nlast 2 lines of the agent log:\n  a\n  b"; got != want {
 		t.Errorf("PhaseError = %q, want %q", got, want)

@@ -219,6 +219,9 @@ func Install(ctx context.Context, t Transport, o Options) (*Result, error) {
 	if o.Bundle == nil || o.Bundle.Version == "" {
 		return nil, &PhaseError{Node: t.Node(), Phase: PhaseBundle, Err: errors.New("no runtime bundle given")}
 	}
+	if err := validVersion(o.Bundle.Version); err != nil {
+		return nil, &PhaseError{Node: t.Node(), Phase: PhaseBundle, Err: err}
+	}
 	in := &installer{t: t, o: o, node: t.Node(), mark: time.Now()}
 	in.res = &Result{Node: in.node, Version: o.Bundle.Version}
 	if err := in.detect(ctx); err != nil {
@@ -1076,6 +1079,19 @@ func (in *installer) planForRemoval() error {
 		return fmt.Errorf("refusing to remove install prefix %q", l.prefix)
 	}
 	in.l = l
+	return nil
+}
+
+// validVersion accepts versions usable as a directory name under the prefix
+// that cannot collide with the prefix's own entries.
+func validVersion(v string) error {
+	switch v {
+	case ".", "..", "current", "etc", "log", "run", "bin", "data", "state":
+		return fmt.Errorf("runtime version %q is reserved", v)
+	}
+	if v == "" || len(v) > 128 || strings.Trim(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_+") != "" || v[0] == '.' {
+		return fmt.Errorf("runtime version %q must be letters, digits and . - _ + (not starting with a dot)", v)
+	}
 	return nil
 }
 
