@@ -26,6 +26,19 @@
 // setsid/nohup restarts it with backoff. The supervised mode does not survive
 // a reboot; a re-apply starts it again (Install reports "restarted").
 //
+// Privileged steps run as root, or through "sudo -n sh -s" for a login user
+// with passwordless sudo (ubuntu, ec2-user); uploads are staged as the login
+// user, verified with sha256sum -c against SHA256SUMS on the node, then made
+// root-owned and moved into place. Bundle files travel as gzip copies when
+// the node has gzip (about 2.6 times fewer bytes), over SFTP with pipelined
+// writes (or cat over a session when the server has no SFTP subsystem); an
+// upgrade copies files whose digest is already on the node instead of
+// uploading them. The manifest records the glibc each file needs, checked in
+// the os/arch phase.
+//
+// Status reads an install back (version, running, port) for refreshes; Agent
+// (from Result.Agent or NewAgent) calls the agent through the transport.
+//
 // Files given by URL (for example a CUDA build of ONNX Runtime) are fetched by
 // the node itself with curl or wget by default (FetchOnNode): such files are
 // large, an in-region bucket is much closer to the node than the user's
