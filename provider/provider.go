@@ -239,7 +239,7 @@ func (p *hadronProvider) Resources(_ context.Context) []func() resource.Resource
 }
 
 func (p *hadronProvider) DataSources(_ context.Context) []func() datasource.DataSource {
-	return nil
+	return []func() datasource.DataSource{NewGPUOffersDataSource}
 }
 
 // defaultStateDir is $XDG_STATE_HOME/hadron, else ~/.local/state/hadron.
