@@ -108,7 +108,7 @@ func (d *gpuOffersDataSource) Schema(_ context.Context, _ datasource.SchemaReque
 				Validators:          []validator.String{stringvalidator.OneOf(archValues...)},
 				MarkdownDescription: "CPU architecture: " + enumDescription(archValues) + ". Unset: any."},
 			"offers": schema.ListNestedAttribute{Computed: true,
-				NestedObject: schema.NestedAttributeObject{Attributes: offerAttributes()},
+				NestedObject:        schema.NestedAttributeObject{Attributes: offerAttributes()},
 				MarkdownDescription: "Matching offers, cheapest first; ties ordered by cloud, region, instance type, on-demand first."},
 			"cheapest": schema.SingleNestedAttribute{Computed: true, Attributes: offerAttributes(),
 				MarkdownDescription: "The first of `offers`."},
