@@ -137,6 +137,9 @@ func (s *Server) Register(mux *http.ServeMux, auth func(http.Handler) http.Handl
 		mux.Handle("POST "+prefix+"/infer", infer(http.HandlerFunc(s.handleInfer)))
 	}
 	mux.Handle("GET /v2", infer(http.HandlerFunc(s.handleServerMetadata)))
+	mux.Handle("/v2/", infer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		api.WriteError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s: see GET /v2/models/{name}, POST /v2/models/{name}/infer", r.Method, r.URL.Path))
+	})))
 	mux.Handle("GET /metrics", infer(s.MetricsHandler()))
 	mux.Handle("GET /v1/models", auth(http.HandlerFunc(s.handleList)))
 	mux.Handle("GET /v1/models/{name}", auth(http.HandlerFunc(s.handleGet)))

@@ -204,6 +204,7 @@ func TestBadRequests(t *testing.T) {
 		{"wrong token", "POST", "/v2/models/cnn/infer", good, map[string]string{"Authorization": "Bearer nope"}, 401, `invalid bearer token`},
 		{"management without token", "GET", "/v1/models", nil, map[string]string{"Authorization": ""}, 401, `missing bearer token`},
 		{"metadata unknown model", "GET", "/v2/models/nope", nil, nil, 404, `model "nope" not found`},
+		{"unknown route", "GET", "/v2/models/cnn/infer", nil, nil, 404, `no route GET /v2/models/cnn/infer`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
