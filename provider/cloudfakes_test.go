@@ -5,7 +5,9 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -186,10 +188,13 @@ func (r *cliRun) killed(t *testing.T, ctx context.Context, reached func(context.
 }
 
 // stateIDs returns the ids of the hadron_gpu_instance resources in the
-// working directory's state file.
+// working directory's state file (none when there is no state file).
 func (r *cliRun) stateIDs(t *testing.T) []string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(r.dir, "terraform.tfstate"))
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && len(b) == 0) {
+		return nil // terraform creates the file empty and writes it at the end
+	}
 	if err != nil {
 		t.Fatalf("reading the state: %v", err)
 	}

@@ -250,6 +250,9 @@ resource "hadron_gpu_instance" "test" {
 	if live := srv.LiveInstances(); len(live) != 1 {
 		t.Fatalf("after the kill: %d live instances, want the 1 RunInstances made\n%s", len(live), out)
 	}
+	if ids := run.stateIDs(t); len(ids) != 0 {
+		t.Fatalf("the killed apply saved instances %q: it was not killed between RunInstances and the state save", ids)
+	}
 	srv.SetFaults(fakeec2.Faults{}) // stop withholding answers
 	srv.Release()
 
@@ -289,7 +292,7 @@ resource "hadron_gpu_instance" "x" {
   gpu {
     model = "Z9000"
   }
-}`, `(?s)Invalid GPU Requirement.*gpu.model|(?s)gpu.model.*Invalid GPU Requirement|(?s)No Matching GPU Offer.*Z9000`},
+}`, `(?s)No Matching GPU Offer.*no instance type has GPU Z9000`},
 		{"zone not in region", awsProviderConfig(srv.URL), `
 resource "hadron_gpu_instance" "x" {
   name            = "x"
@@ -297,7 +300,7 @@ resource "hadron_gpu_instance" "x" {
   instance_type   = "g5.xlarge"
   zone            = "eu-west-1a"
   install_runtime = false
-}`, `(?s)Zone Not In Region.*with hadron_gpu_instance.x,.*zone.*eu-west-1a.*us-east-1`},
+}`, `(?s)Zone Not In Region.*zone\s+= "eu-west-1a".*zone "eu-west-1a" is not in region us-east-1`},
 		{"missing region", `
 provider "hadron" {
   aws {
@@ -313,7 +316,7 @@ resource "hadron_gpu_instance" "x" {
   cloud           = "aws"
   instance_type   = "g5.xlarge"
   install_runtime = false
-}`, `(?s)Missing Region.*region.*AWS_REGION`},
+}`, `(?s)Missing Region.*Set region, or a region in the provider's aws block \(or AWS_REGION\)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
