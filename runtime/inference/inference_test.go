@@ -298,3 +298,28 @@ func ortLib(t *testing.T) string {
 	}
 	return lib
 }
+
+// TestProbeModelIsCurrent checks that the CUDA probe's embedded model is the
+// one onnxtest builds and that it runs.
+func TestProbeModelIsCurrent(t *testing.T) {
+	rt := newRuntime(t)
+	g := &onnxtest.Graph{Name: "probe", Nodes: []onnxtest.Node{{Op: "Identity", Inputs: []string{"x"}, Outputs: []string{"y"}}},
+		Inputs:  []onnxtest.Value{{Name: "x", DType: inference.FP32, Shape: []int64{1}}},
+		Outputs: []onnxtest.Value{{Name: "y", DType: inference.FP32, Shape: []int64{1}}}}
+	b, err := g.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := inference.ProbeModel(); got != string(b) {
+		t.Fatalf("probe model: got %q, want %q", got, b)
+	}
+	s, err := rt.LoadBytes(b, inference.SessionOptions{ExecutionProvider: "cpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out, err := s.Run(map[string]*inference.Tensor{"x": {DType: inference.FP32, Shape: []int64{1}, Data: []float32{4}}}, nil)
+	if err != nil || out["y"].Data.([]float32)[0] != 4 {
+		t.Fatalf("probe model run: got %v, %v", out, err)
+	}
+}

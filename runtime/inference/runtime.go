@@ -130,9 +130,15 @@ func releaseEnvironment() {
 	}
 }
 
-// probeCUDA reports why the CUDA execution provider cannot be registered.
-// ORT logs the failure itself at error level; it is silenced for the probe
-// since the caller reports it.
+// probeModel is a one-node ONNX model (Identity on FP32 [1]) that probeCUDA
+// loads, built by onnxtest; a session succeeds only with a working CUDA
+// provider library and a GPU.
+const probeModel = "\b\b\x12\x0fhadron-onnxtest:;\n\x10\n\x01x\x12\x01y\"\bIdentity\x12\x05probeZ\x0f\n\x01x\x12\n\n\b\b\x01\x12\x04\n\x02\b\x01b\x0f\n\x01y\x12\n\n\b\b\x01\x12\x04\n\x02\b\x01B\x02\x10\x11"
+
+// probeCUDA reports why the CUDA execution provider cannot be used: it
+// registers the provider and opens a session on it. ORT logs a failure
+// itself at error level; that is silenced for the probe since the caller
+// reports it.
 func probeCUDA() error {
 	if err := ort.SetEnvironmentLogLevel(ort.LoggingLevelFatal); err == nil {
 		defer func() { _ = ort.SetEnvironmentLogLevel(ort.LoggingLevelError) }()
@@ -147,7 +153,14 @@ func probeCUDA() error {
 		return err
 	}
 	defer co.Destroy()
-	return so.AppendExecutionProviderCUDA(co)
+	if err := so.AppendExecutionProviderCUDA(co); err != nil {
+		return err
+	}
+	sess, err := ort.NewDynamicAdvancedSessionWithONNXData([]byte(probeModel), []string{"x"}, []string{"y"}, so)
+	if err != nil {
+		return fmt.Errorf("opening a CUDA session: %w", err)
+	}
+	return sess.Destroy()
 }
 
 // Version returns the ONNX Runtime library version.

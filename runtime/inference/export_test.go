@@ -1,0 +1,4 @@
+package inference
+
+// ProbeModel exposes the CUDA probe's model to the external tests.
+func ProbeModel() string { return probeModel }
