@@ -290,7 +290,16 @@ func (r *gpuInstanceResource) ModifyPlan(ctx context.Context, req resource.Modif
 		return
 	}
 	plan.Candidates = candidatesValue(cands)
-	plan.HourlyPrice = types.Float64Value(cands[0].HourlyPrice)
+	// hourly_price is known in the plan only when every candidate costs the
+	// same: a fallback may land on a candidate with another price, and
+	// Terraform rejects an apply whose result differs from a known planned
+	// value. Each candidate's price is in the plan either way.
+	low, high := priceRange(cands)
+	if low == high {
+		plan.HourlyPrice = types.Float64Value(low)
+	} else {
+		plan.HourlyPrice = types.Float64Unknown()
+	}
 	same := func(f func(placementCandidate) string) (string, bool) {
 		v := f(cands[0])
 		for _, c := range cands[1:] {
@@ -316,8 +325,22 @@ func (r *gpuInstanceResource) ModifyPlan(ctx context.Context, req resource.Modif
 		}
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
-	r.data.budget.add(plan.Name.ValueString(), cands[0].HourlyPrice)
+	// The budget counts the most apply may cost: the priciest candidate.
+	r.data.budget.add(plan.Name.ValueString(), high)
 	resp.Diagnostics.Append(r.data.budget.check(path.Root("hourly_price"))...)
+}
+
+// priceRange returns the lowest and highest hourly price of the candidates.
+func priceRange(cands []placementCandidate) (low, high float64) {
+	for i, c := range cands {
+		if i == 0 || c.HourlyPrice < low {
+			low = c.HourlyPrice
+		}
+		if i == 0 || c.HourlyPrice > high {
+			high = c.HourlyPrice
+		}
+	}
+	return low, high
 }
 
 // knownPlacement reports whether every attribute that decides the placement
