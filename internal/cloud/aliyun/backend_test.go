@@ -121,6 +121,9 @@ func TestCreateGetDelete(t *testing.T) {
 	if fi.ImageID != newestLTS {
 		t.Errorf("ImageID = %q, want the newest Ubuntu LTS %q", fi.ImageID, newestLTS)
 	}
+	if inst.ImageID != fi.ImageID {
+		t.Errorf("Instance.ImageID = %q, want the image it runs, %q", inst.ImageID, fi.ImageID)
+	}
 	if fi.SystemDiskSize != 100 || fi.SystemDiskCategory != "cloud_essd" {
 		t.Errorf("system disk = %d GiB %s, want 100 GiB cloud_essd", fi.SystemDiskSize, fi.SystemDiskCategory)
 	}

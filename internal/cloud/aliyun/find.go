@@ -162,6 +162,7 @@ func (b *Backend) toInstance(in *ecs.Instance) *cloud.Instance {
 		Region:       in.RegionId,
 		Zone:         in.ZoneId,
 		InstanceType: in.InstanceType,
+		ImageID:      in.ImageId,
 		State:        instanceState(in.Status),
 		Spot:         in.SpotStrategy != "" && in.SpotStrategy != "NoSpot",
 		Tags:         map[string]string{},
