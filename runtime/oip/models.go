@@ -254,7 +254,7 @@ func (s *Server) LoadModel(ctx context.Context, name string, req LoadRequest) (M
 		return m.status(), nil
 	}
 
-	v, err := s.newVersion(ctx, name, req, delay)
+	v, data, err := s.newVersion(ctx, name, req, delay)
 	if err != nil {
 		m.mu.Lock()
 		m.lastErr = err.Error()
@@ -267,6 +267,9 @@ func (s *Server) LoadModel(ctx context.Context, name string, req LoadRequest) (M
 	}
 	old := m.cur.Swap(v)
 	m.setState(StateReady, "")
+	if err := s.persist(name, req, data); err != nil {
+		s.log.Warn("model serves but will not be restored after a restart", "model", name, "error", err.Error())
+	}
 	s.log.Info("model serving", "model", name, "version", v.version, "sha256", v.sha256, "provider", v.sess.Provider(), "dynamic_batching", v.sched.batchable)
 	if old != nil {
 		old.retire()
@@ -302,14 +305,14 @@ func (s *Server) lockModel(name string) *model {
 	}
 }
 
-func (s *Server) newVersion(ctx context.Context, name string, req LoadRequest, delay time.Duration) (*version, error) {
+func (s *Server) newVersion(ctx context.Context, name string, req LoadRequest, delay time.Duration) (*version, []byte, error) {
 	data, err := s.fetch(ctx, req.Source)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sum := sha256.Sum256(data)
 	if got := hex.EncodeToString(sum[:]); got != req.SHA256 {
-		return nil, loadErrorf(http.StatusUnprocessableEntity, "sha256 mismatch for %s: got %s, expected %s; model not loaded", req.Source, got, req.SHA256)
+		return nil, nil, loadErrorf(http.StatusUnprocessableEntity, "sha256 mismatch for %s: got %s, expected %s; model not loaded", req.Source, got, req.SHA256)
 	}
 	sess, err := s.rt.LoadBytes(data, inference.SessionOptions{
 		ExecutionProvider: req.Config.ExecutionProvider,
@@ -317,7 +320,7 @@ func (s *Server) newVersion(ctx context.Context, name string, req LoadRequest, d
 		InterOpThreads:    req.Config.InterOpThreads,
 	})
 	if err != nil {
-		return nil, loadErrorf(http.StatusUnprocessableEntity, "loading model %q version %q: %v", name, req.Version, err)
+		return nil, nil, loadErrorf(http.StatusUnprocessableEntity, "loading model %q version %q: %v", name, req.Version, err)
 	}
 	labels := []string{name, req.Version}
 	exec := s.metrics.exec.WithLabelValues(labels...)
@@ -326,7 +329,7 @@ func (s *Server) newVersion(ctx context.Context, name string, req LoadRequest, d
 		sess: sess, loadedAt: s.now(), drained: make(chan struct{}),
 	}
 	v.sched = newScheduler(sess, req.Config.MaxBatchSize, delay, req.Config.Instances, exec.Inc, s.metrics.pending.WithLabelValues(labels...))
-	return v, nil
+	return v, data, nil
 }
 
 // fetch reads a model from an absolute path, a file:// URL or an http(s) URL.
@@ -393,6 +396,9 @@ func (s *Server) UnloadModel(ctx context.Context, name string) (bool, error) {
 	delete(s.models, name)
 	s.mu.Unlock()
 	m.setState(StateUnloading, "")
+	if err := s.forget(name); err != nil {
+		s.log.Warn("unloaded model may come back after a restart", "model", name, "error", err.Error())
+	}
 	v := m.cur.Swap(nil)
 	if v == nil {
 		return true, nil

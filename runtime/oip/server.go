@@ -33,6 +33,9 @@ type Config struct {
 	MaxRequestBytes int64
 	// MaxModelBytes limits a model file or download.
 	MaxModelBytes int64
+	// DataDir, when set, keeps loaded models under DataDir/models so that
+	// a restarted server restores them (see New).
+	DataDir string
 	// ServerName and ServerVersion are reported by GET /v2.
 	ServerName    string
 	ServerVersion string
@@ -77,6 +80,8 @@ type Server struct {
 var _ api.Service = (*Server)(nil)
 
 // New creates the server and, unless deps supplies one, its ONNX Runtime.
+// With a DataDir it starts reloading the models stored there; they report
+// LOADING, and Ready is false, until each has loaded.
 func New(cfg Config, deps Deps) (*Server, error) {
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = DefaultMaxRequestBytes
@@ -117,6 +122,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		}
 		s.rt, s.ownsRT = rt, true
 	}
+	s.restore()
 	return s, nil
 }
 

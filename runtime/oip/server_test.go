@@ -686,3 +686,41 @@ func TestShutdownDrains(t *testing.T) {
 		t.Errorf("after shutdown: got %d %s, want 503", code, body)
 	}
 }
+
+// TestModelsSurviveRestart loads models into a server with a data folder,
+// starts a second server on the same folder and expects the same models,
+// versions and answers; an unloaded model stays gone.
+func TestModelsSurviveRestart(t *testing.T) {
+	data := t.TempDir()
+	e := newEnv(t, oip.Config{DataDir: data})
+	e.load("add", "1", marshal(t, addModel(1)), oip.ModelConfig{})
+	e.load("add", "2", marshal(t, addModel(2)), oip.ModelConfig{MaxBatchSize: 4})
+	e.load("gone", "1", marshal(t, addModel(5)), oip.ModelConfig{})
+	if code, _, body := e.do("DELETE", "/v1/models/gone", nil, nil); code != 200 {
+		t.Fatalf("unload: %d %s", code, body)
+	}
+	if err := e.s.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(data, "models", "add", "*.onnx"))
+	if len(files) != 1 {
+		t.Errorf("stored files for add: got %v, want only the serving version", files)
+	}
+
+	e2 := newEnv(t, oip.Config{DataDir: data})
+	waitFor(t, e2.s.Ready)
+	var got []string
+	for _, m := range e2.s.Models() {
+		got = append(got, m.Name+"@"+m.Version+"/"+m.State+"/batching="+strconv.FormatBool(m.DynamicBatching))
+	}
+	if want := []string{"add@2/READY/batching=true"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("restored models: got %v, want %v", got, want)
+	}
+	out, err := inferOnce(e2, "add", map[string]*inference.Tensor{"x": {DType: inference.FP32, Shape: []int64{1, 2}, Data: []float32{1, 2}}}, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if y := out["y"].Data.([]float32); y[0] != 3 || y[1] != 4 {
+		t.Errorf("restored model answers %v, want [3 4]", y)
+	}
+}

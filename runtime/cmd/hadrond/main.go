@@ -129,6 +129,7 @@ func buildServices(cfg agent.Config, log *slog.Logger) ([]api.Service, func() st
 				IntraOpThreads:    cfg.ORT.IntraOpThreads,
 			},
 			PublicInference: cfg.PublicInference,
+			DataDir:         cfg.DataDir,
 			ServerVersion:   version.Version,
 		}, oip.Deps{Logger: log})
 		if err != nil {
