@@ -252,7 +252,18 @@ func Install(ctx context.Context, t Transport, o Options) (*Result, error) {
 		}
 		baseline = 0
 	}
-	if err := in.waitReady(ctx, baseline); err != nil {
+	if err := in.waitReady(ctx, baseline, o.Bundle.Version); err != nil {
+		var pe *PhaseError
+		if change == ChangeUpgraded && errors.As(err, &pe) {
+			// Keep the node serving: back to the version that worked.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			defer cancel()
+			if rerr := in.rollback(rctx, old); rerr != nil {
+				pe.Err = fmt.Errorf("%w; rolling back to %s failed too: %v", pe.Err, old, rerr)
+			} else {
+				pe.Err = fmt.Errorf("%w; rolled back to %s, which answers ready", pe.Err, old)
+			}
+		}
 		return nil, err
 	}
 	if change == ChangeUpgraded {
@@ -881,30 +892,68 @@ chmod 0750 "$D"
 	} else {
 		writeFile(l.supervisor(), "0755", "", l.serviceFile)
 	}
-	b.WriteString(`ln -sfn "$V" "$P/current.tmp"
-mv -T "$P/current.tmp" "$P/current" 2>/dev/null || { rm -f "$P/current"; mv "$P/current.tmp" "$P/current"; }
-rm -f "$P/run/agent.addr" "$P/run/restarts"
-`)
-	state := fmt.Sprintf("version=%s\ndigest=%s\nuser=%s\ncreated_user=$created\nservice=%s\nservice_name=%s\nunit=%s\ndata_dir=%s\n",
-		v, l.digest, l.user, l.service, l.serviceName, l.unitPath, l.dataDir)
-	fmt.Fprintf(&b, "cat > \"$P/state.tmp\" <<EOF\n%sEOF\nmv -f \"$P/state.tmp\" \"$P/state\"\n", state)
-	fmt.Fprintf(&b, "echo \"--- hadron bootstrap: starting hadrond $V ($(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ))\" >> %s\n", shellQuote(l.logFile()))
-	if priv {
-		fmt.Fprintf(&b, "chown \"$U\" %s\n", shellQuote(l.logFile()))
+	b.WriteString(switchCurrent)
+	lines := []string{"version=" + v, "digest=" + l.digest, "user=" + l.user}
+	var q []string
+	for _, line := range lines {
+		q = append(q, shellQuote(line))
 	}
-	if l.service == ServiceSystemd {
-		fmt.Fprintf(&b, "systemctl daemon-reload\nsystemctl enable --quiet %[1]s\nsystemctl reset-failed %[1]s 2>/dev/null || true\nsystemctl restart %[1]s\n", shellQuote(l.serviceName))
-	} else {
-		b.WriteString(`cd /
-nohup setsid "$P/bin/hadron-supervise" </dev/null >/dev/null 2>&1 &
-i=0
-while [ ! -s "$P/run/supervisor.pid" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-`)
+	q = append(q, `"created_user=$created"`)
+	for _, line := range []string{"service=" + string(l.service), "service_name=" + l.serviceName, "unit=" + l.unitPath, "data_dir=" + l.dataDir} {
+		q = append(q, shellQuote(line))
 	}
+	fmt.Fprintf(&b, "printf '%%s\\n' %s > \"$P/state.tmp\"\nmv -f \"$P/state.tmp\" \"$P/state\"\n", strings.Join(q, " "))
+	in.startScript(&b)
 	if _, err := in.sh(ctx, b.String()); err != nil {
 		return fmt.Errorf("configuring and starting the agent: %w", err)
 	}
 	return nil
+}
+
+// switchCurrent points PREFIX/current at $V atomically.
+const switchCurrent = `ln -sfn "$V" "$P/current.tmp"
+mv -T "$P/current.tmp" "$P/current" 2>/dev/null || { rm -f "$P/current"; mv "$P/current.tmp" "$P/current"; }
+`
+
+// startScript appends the commands that start the service on $V (with $P
+// and $U set), clearing the previous run's address and restart count.
+func (in *installer) startScript(b *strings.Builder) {
+	l := &in.l
+	b.WriteString("rm -f \"$P/run/agent.addr\" \"$P/run/restarts\"\n")
+	fmt.Fprintf(b, "echo \"--- hadron bootstrap: starting hadrond $V ($(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ))\" >> %s\n", shellQuote(l.logFile()))
+	if l.privilege != "user" {
+		fmt.Fprintf(b, "chown \"$U\" %s\n", shellQuote(l.logFile()))
+	}
+	if l.service == ServiceSystemd {
+		fmt.Fprintf(b, "systemctl daemon-reload\nsystemctl enable --quiet %[1]s\nsystemctl reset-failed %[1]s 2>/dev/null || true\nsystemctl restart %[1]s\n", shellQuote(l.serviceName))
+		return
+	}
+	b.WriteString(`cd /
+nohup setsid "$P/bin/hadron-supervise" </dev/null >/dev/null 2>&1 &
+i=0
+while [ ! -s "$P/run/supervisor.pid" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+`)
+}
+
+// rollback points current back at the previous version after a failed
+// upgrade and waits until that version answers ready again.
+func (in *installer) rollback(ctx context.Context, old string) error {
+	l := &in.l
+	var b strings.Builder
+	fmt.Fprintf(&b, "set -eu\nP=%s\nV=%s\nU=%s\n", shellQuote(l.prefix), shellQuote(old), shellQuote(l.user))
+	b.WriteString(`[ -f "$P/$V/SHA256SUMS" ] || { echo "version $V is no longer on the node" >&2; exit 1; }
+(cd "$P/$V" && sha256sum -c --quiet --strict SHA256SUMS) >&2
+`)
+	in.stopScript(&b)
+	b.WriteString(switchCurrent)
+	// An empty digest makes the next Install rewrite the configuration.
+	b.WriteString(`sed -e "s/^version=.*/version=$V/" -e "s/^digest=.*/digest=/" "$P/state" > "$P/state.tmp" && mv -f "$P/state.tmp" "$P/state"
+`)
+	in.startScript(&b)
+	if _, err := in.sh(ctx, b.String()); err != nil {
+		return err
+	}
+	return in.waitReady(ctx, 0, old)
 }
 
 // stopScript appends the commands that stop a running service (either mode).
@@ -925,7 +974,7 @@ rm -f "$P/run/supervisor.pid"
 
 // waitReady polls the service until the agent answers ready and /v1/node,
 // failing fast when it exits or stops.
-func (in *installer) waitReady(ctx context.Context, baseline int) error {
+func (in *installer) waitReady(ctx context.Context, baseline int, version string) error {
 	poll := in.o.PollInterval
 	if poll <= 0 {
 		poll = 200 * time.Millisecond
@@ -972,8 +1021,8 @@ func (in *installer) waitReady(ctx context.Context, baseline int) error {
 					if err != nil {
 						return in.failWithLog(ctx, PhaseReady, err)
 					}
-					if info.RuntimeVersion != in.o.Bundle.Version {
-						return in.failWithLog(ctx, PhaseReady, fmt.Errorf("agent reports runtime version %q, want %q (is an old process still serving?)", info.RuntimeVersion, in.o.Bundle.Version))
+					if info.RuntimeVersion != version {
+						return in.failWithLog(ctx, PhaseReady, fmt.Errorf("agent reports runtime version %q, want %q (is an old process still serving?)", info.RuntimeVersion, version))
 					}
 					in.res.Port, in.res.Agent, in.res.Info = port, a, info
 					in.done(PhaseReady)

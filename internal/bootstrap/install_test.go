@@ -603,3 +603,59 @@ func selfSigned(t *testing.T) ([]byte, []byte) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
+
+// TestInstallRollsBackAFailedUpgrade upgrades to a runtime that exits at
+// once: the error names the phase and the log, and the node is back on the
+// previous version, answering ready.
+func TestInstallRollsBackAFailedUpgrade(t *testing.T) {
+	tr := &LocalTransport{Name: "local-rollback"}
+	o := nodeOpts(t, bundleV1)
+	uninstallOnCleanup(t, tr, o)
+	first := install(t, tr, o)
+
+	script := filepath.Join(t.TempDir(), "hadrond")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'hadrond: simulated crash at start' >&2\nexit 2\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sum, size, err := fileSHA256(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := &Bundle{Version: "0.9.2-broken"}
+	for _, f := range bundleV1.Files {
+		if f.Name == AgentFile {
+			f = File{Arch: f.Arch, Name: AgentFile, Source: script, SHA256: sum, Size: size, Mode: 0o755}
+		}
+		broken.Files = append(broken.Files, f)
+	}
+	o2 := o
+	o2.Bundle = broken
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err = Install(ctx, tr, o2)
+	var pe *PhaseError
+	if !errors.As(err, &pe) || pe.Phase != PhaseRunning {
+		t.Fatalf("upgrade to a crashing runtime: err = %v, want a %q *PhaseError", err, PhaseRunning)
+	}
+	for _, want := range []string{"exited with status 2", "rolled back to " + testVersion1 + ", which answers ready"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	if !strings.Contains(strings.Join(pe.Log, "\n"), "simulated crash at start") {
+		t.Errorf("log lines %q lack the crash message", pe.Log)
+	}
+	st, err := Status(ctx, tr, o)
+	if err != nil || st.Version != testVersion1 || !st.Running {
+		t.Fatalf("after rollback Status = %+v, %v; want %s running", st, err, testVersion1)
+	}
+	info, err := NewAgent(tr, st.Port, o.Token, nil).Node(ctx)
+	if err != nil || info.RuntimeVersion != testVersion1 || info.PID == first.Info.PID {
+		t.Errorf("after rollback /v1/node = %+v, %v; want %s from a restarted process", info, err, testVersion1)
+	}
+	// The next apply with the good version reconciles without a download.
+	res := install(t, tr, o)
+	if res.Change != ChangeReconfigured || res.BytesUploaded > 64*1024 {
+		t.Errorf("re-apply after rollback = %s with %d bytes uploaded, want reconfigured without uploads", res, res.BytesUploaded)
+	}
+}
