@@ -7,6 +7,7 @@ import (
 )
 
 func TestBootstrapAllConcurrently(t *testing.T) {
+	t.Parallel()
 	hosts := []string{"127.0.0.11", "127.0.0.12", "127.0.0.13"}
 	var targets []Target
 	for _, h := range hosts {

@@ -259,6 +259,7 @@ func TestHelpers(t *testing.T) {
 }
 
 func TestInstallFilesFromURL(t *testing.T) {
+	t.Parallel()
 	arch := bundleV1.Files[0].Arch
 	agentFile := findFile(bundleV1, arch, AgentFile)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

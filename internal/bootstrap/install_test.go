@@ -62,6 +62,7 @@ func install(t *testing.T, tr Transport, o Options) *Result {
 }
 
 func TestInstallEndToEndOverSSH(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, "127.0.0.10", nodeOptions{})
 	tr := n.dial(t)
 	o := nodeOpts(t, bundleV1)
@@ -159,6 +160,7 @@ func TestInstallEndToEndOverSSH(t *testing.T) {
 }
 
 func TestInstallRestartsAStoppedAgentAndReconfigures(t *testing.T) {
+	t.Parallel()
 	tr := &LocalTransport{Name: "local-restart"}
 	o := nodeOpts(t, bundleV1)
 	uninstallOnCleanup(t, tr, o)
@@ -187,6 +189,7 @@ func TestInstallRestartsAStoppedAgentAndReconfigures(t *testing.T) {
 }
 
 func TestInstallFailures(t *testing.T) {
+	t.Parallel()
 	corrupt := *bundleV1
 	corrupt.Files = append([]File(nil), bundleV1.Files...)
 	for i := range corrupt.Files {
@@ -260,6 +263,7 @@ func TestInstallFailures(t *testing.T) {
 // NVIDIA driver it passes and reports the GPUs, without one it fails naming
 // the phase and nvidia-smi.
 func TestInstallExpectGPUs(t *testing.T) {
+	t.Parallel()
 	tr := &LocalTransport{Name: "local-gpu"}
 	o := nodeOpts(t, bundleV1)
 	o.ExpectGPUs = true
@@ -561,6 +565,7 @@ func TestInstallWithSudo(t *testing.T) {
 // TestInstallWithTLS serves the agent over HTTPS with a generated
 // certificate; the client through the transport accepts only that one.
 func TestInstallWithTLS(t *testing.T) {
+	t.Parallel()
 	certPEM, keyPEM := selfSigned(t)
 	otherPEM, _ := selfSigned(t)
 	tr := &LocalTransport{Name: "local-tls"}
@@ -608,6 +613,7 @@ func selfSigned(t *testing.T) ([]byte, []byte) {
 // once: the error names the phase and the log, and the node is back on the
 // previous version, answering ready.
 func TestInstallRollsBackAFailedUpgrade(t *testing.T) {
+	t.Parallel()
 	tr := &LocalTransport{Name: "local-rollback"}
 	o := nodeOpts(t, bundleV1)
 	uninstallOnCleanup(t, tr, o)

@@ -17,6 +17,7 @@ import (
 )
 
 func TestSSHTransport(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, "127.0.0.2", nodeOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -110,12 +111,14 @@ func testUpload(t *testing.T, tr Transport) {
 }
 
 func TestSSHUploadWithoutSFTP(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, "127.0.0.3", nodeOptions{NoSFTP: true})
 	tr := n.dial(t)
 	testUpload(t, tr)
 }
 
 func TestSSHAgentAuth(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, "127.0.0.4", nodeOptions{})
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "agent.sock")
@@ -159,6 +162,7 @@ func TestSSHAgentAuth(t *testing.T) {
 }
 
 func TestSSHBastion(t *testing.T) {
+	t.Parallel()
 	bastion := startNode(t, "127.0.0.5", nodeOptions{})
 	target := startNode(t, "127.0.0.6", nodeOptions{})
 	cfg := target.sshConfig()
@@ -187,6 +191,7 @@ func TestSSHBastion(t *testing.T) {
 }
 
 func TestSSHFailures(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, "127.0.0.7", nodeOptions{})
 	wrongKey, _ := newUserKey(t)
 	closedPort := freePort(t, "127.0.0.8")
@@ -257,6 +262,7 @@ func TestSSHFailures(t *testing.T) {
 }
 
 func TestSSHHostKeyChangedBetweenRuns(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, "127.0.0.9", nodeOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
