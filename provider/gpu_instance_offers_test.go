@@ -155,7 +155,15 @@ func TestAccGPUInstance_offersAcrossClouds(t *testing.T) {
 	land := want[landing]
 
 	const addr = "hadron_gpu_instance.a10"
+	// The data source with the same requirement shows the offer the plan
+	// pins first.
 	a10 := `
+data "hadron_gpu_offers" "a10" {
+  gpu              = "A10|A10G:1"
+  clouds           = ["aws", "aliyun"]
+  max_hourly_price = 1.5
+}
+
 resource "hadron_gpu_instance" "a10" {
   name             = "offers-a10"
   clouds           = ["aws", "aliyun"]
@@ -225,6 +233,9 @@ resource "hadron_gpu_instance" "t4" {
 					resource.TestCheckResourceAttr(addr, "hourly_price", "1.33"),
 					resource.TestCheckResourceAttr(addr, "candidates.#", fmt.Sprint(len(want))),
 					resource.TestCheckResourceAttr(addr, "candidates.0.instance_type", "g5.xlarge"),
+					resource.TestCheckResourceAttrPair("data.hadron_gpu_offers.a10", "cheapest.instance_type", addr, "candidates.0.instance_type"),
+					resource.TestCheckResourceAttrPair("data.hadron_gpu_offers.a10", "cheapest.region", addr, "candidates.0.region"),
+					resource.TestCheckResourceAttrPair("data.hadron_gpu_offers.a10", "cheapest.hourly_price", addr, "candidates.0.hourly_price"),
 					func(*terraform.State) error { return checkLandedAfterAWSCapacity(clouds, awsCands, land) },
 				),
 			},
