@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,6 +62,16 @@ func testSSHPublicKey(t *testing.T) string {
 		t.Fatalf("encoding the ssh key: %v", err)
 	}
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + " acc-test"
+}
+
+// diagRE matches a diagnostic made of parts in order, whatever the line
+// wrapping terraform applies to it.
+func diagRE(parts ...string) *regexp.Regexp {
+	q := make([]string, len(parts))
+	for i, p := range parts {
+		q[i] = strings.Join(strings.Fields(regexp.QuoteMeta(p)), `\s+`)
+	}
+	return regexp.MustCompile(`(?s)` + strings.Join(q, `.*`))
 }
 
 // captureID stores the resource's id into *dst.

@@ -282,7 +282,7 @@ func TestAccGPUInstanceAWS_badInput(t *testing.T) {
 		name     string
 		provider string
 		config   string
-		want     string
+		want     *regexp.Regexp
 	}{
 		{"unknown gpu model", awsProviderConfig(srv.URL), `
 resource "hadron_gpu_instance" "x" {
@@ -292,7 +292,7 @@ resource "hadron_gpu_instance" "x" {
   gpu {
     model = "Z9000"
   }
-}`, `(?s)No Matching GPU Offer.*no instance type has GPU Z9000`},
+}`, diagRE("No Matching GPU Offer", "no instance type has GPU Z9000")},
 		{"zone not in region", awsProviderConfig(srv.URL), `
 resource "hadron_gpu_instance" "x" {
   name            = "x"
@@ -300,7 +300,7 @@ resource "hadron_gpu_instance" "x" {
   instance_type   = "g5.xlarge"
   zone            = "eu-west-1a"
   install_runtime = false
-}`, `(?s)Zone Not In Region.*zone\s+= "eu-west-1a".*zone "eu-west-1a" is not in region us-east-1`},
+}`, diagRE("Zone Not In Region", `zone = "eu-west-1a"`, `zone "eu-west-1a" is not in region us-east-1`)},
 		{"missing region", `
 provider "hadron" {
   aws {
@@ -316,7 +316,7 @@ resource "hadron_gpu_instance" "x" {
   cloud           = "aws"
   instance_type   = "g5.xlarge"
   install_runtime = false
-}`, `(?s)Missing Region.*Set region, or a region in the provider's aws block \(or AWS_REGION\)`},
+}`, diagRE("Missing Region", "Set region, or a region in the provider's aws block (or AWS_REGION).")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -325,7 +325,7 @@ resource "hadron_gpu_instance" "x" {
 				Steps: []resource.TestStep{{
 					Config:      tt.provider + tt.config,
 					PlanOnly:    true,
-					ExpectError: regexp.MustCompile(tt.want),
+					ExpectError: tt.want,
 				}},
 			})
 		})
