@@ -239,6 +239,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fmt.Fprintf(&b, "| ratio %d nodes / 1 node (target <= 2.0) | %.2f |\n", *nodes, float64(mn.wall)/float64(m1.wall))
 	fmt.Fprintf(&b, "| machine CPU busy during the 1-node run / %d-node run (core-seconds, all processes) | %.1f / %.1f of %.1f / %.1f available |\n",
 		*nodes, m1.busy, mn.busy, m1.wall.Seconds()*float64(runtime.NumCPU()), mn.wall.Seconds()*float64(runtime.NumCPU()))
+	// With every node on this machine, N nodes cannot finish faster than the
+	// CPU work they need spread over all cores.
+	floor := mn.busy / float64(runtime.NumCPU())
+	if floor > 0 {
+		fmt.Fprintf(&b, "| %d-node wall / CPU floor (busy core-seconds / CPUs = %.1fs; 1.0 = no serialisation) | %.2f |\n", *nodes, floor, mn.wall.Seconds()/floor)
+	}
 	if len(wan) > 0 {
 		mw := median(wan)
 		fmt.Fprintf(&b, "| 1 node behind a %s round trip (delaying proxy), wall | %s |\n", *rtt, mw.wall.Round(time.Millisecond))
