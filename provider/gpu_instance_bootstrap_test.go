@@ -1,0 +1,219 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+
+	"github.com/hadron-ai/terraform-provider-hadron/internal/bootstrap"
+	"github.com/hadron-ai/terraform-provider-hadron/internal/bootstrap/sshdtest"
+	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud/fakeec2"
+	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud/fakeecs"
+)
+
+var (
+	bundleOnce sync.Once
+	bundleDir  string
+	bundleErr  error
+)
+
+// testBundle builds the linux/amd64 runtime bundle once per test binary.
+func testBundle(t *testing.T) string {
+	t.Helper()
+	bundleOnce.Do(func() {
+		bundleDir, bundleErr = os.MkdirTemp("", "hadron-bundle")
+		if bundleErr != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		_, bundleErr = bootstrap.BuildBundle(ctx, bootstrap.BuildOptions{
+			Version: "0.1.0-acc", OutDir: bundleDir, ModuleDir: "..", Arches: []string{"amd64"},
+			ORTLibraries: map[string]string{"amd64": os.Getenv("HADRON_ORT_LIBRARY")}, NoGzip: true,
+		})
+	})
+	if bundleErr != nil {
+		t.Fatalf("building the runtime bundle: %v", bundleErr)
+	}
+	return bundleDir
+}
+
+// TestAccGPUInstance_bootstrapOverSSH creates an AWS and an Alibaba Cloud
+// instance against the wire-level fakes, whose public IPs are real OpenSSH
+// servers on loopback addresses, and checks that apply returns only when the
+// agents installed over SSH answer through the tunnel.
+func TestAccGPUInstance_bootstrapOverSSH(t *testing.T) {
+	if err := sshdtest.Available(); err != nil {
+		t.Fatalf("sshd nodes cannot run here: %v (make test installs openssh-server)", err)
+	}
+	bundle := testBundle(t)
+	dir := t.TempDir()
+	t.Cleanup(func() { killProcessesUnder(dir) })
+	// The runtime runs as the unprivileged hadron user: let it reach its prefix.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"sshd-a", "sshd-b"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodeA, err := sshdtest.Start(filepath.Join(dir, "sshd-a"), "127.0.0.2", sshdtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nodeA.Stop)
+	nodeB, err := sshdtest.Start(filepath.Join(dir, "sshd-b"), "127.0.0.3", sshdtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nodeB.Stop)
+	keyA, keyB := filepath.Join(dir, "key-a"), filepath.Join(dir, "key-b")
+	os.WriteFile(keyA, nodeA.UserKeyPEM, 0o600)
+	os.WriteFile(keyB, nodeB.UserKeyPEM, 0o600)
+
+	ec2, err := fakeec2.Start(fakeec2.Config{AccessKeyID: "AKIDBOOTSTRAP", SecretAccessKey: "bootstrap-secret"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ec2.Close() })
+	ec2.SetDefaultPublicIP("127.0.0.2")
+	ecs := fakeecs.Start(fakeecs.Options{Instant: true})
+	t.Cleanup(ecs.Close)
+	ecs.SetNextPublicIPs("127.0.0.3")
+
+	config := fmt.Sprintf(`
+provider "hadron" {
+  local {
+    data_dir     = %[1]q
+    runtime_path = %[2]q
+  }
+  bundle {
+    dir = %[3]q
+  }
+  aws {
+    region     = "us-east-1"
+    access_key = "AKIDBOOTSTRAP"
+    secret_key = "bootstrap-secret"
+    endpoints {
+      ec2 = %[4]q
+    }
+  }
+  aliyun {
+    region     = "cn-hangzhou"
+    access_key = %[5]q
+    secret_key = %[6]q
+    endpoint   = %[7]q
+  }
+}
+
+resource "hadron_gpu_instance" "aws" {
+  name          = "boot-aws"
+  cloud         = "aws"
+  instance_type       = "g5.xlarge"
+  zone                = "us-east-1a"
+  associate_public_ip = true
+  timeouts = {
+    create = "3m"
+  }
+  ssh {
+    user        = "root"
+    private_key = file(%[8]q)
+    port        = %[9]d
+  }
+  runtime {
+    prefix           = "%[1]s/aws/prefix"
+    data_dir         = "%[1]s/aws/data"
+    port             = 0
+    service          = "supervised"
+    check_gpu_driver = false
+  }
+}
+
+resource "hadron_gpu_instance" "aliyun" {
+  name                = "boot-aliyun"
+  cloud               = "aliyun"
+  instance_type       = "ecs.gn7i-c8g1.2xlarge"
+  associate_public_ip = true
+  timeouts = {
+    create = "3m"
+  }
+  ssh {
+    user        = "root"
+    private_key = file(%[10]q)
+    port        = %[11]d
+  }
+  runtime {
+    prefix           = "%[1]s/aliyun/prefix"
+    data_dir         = "%[1]s/aliyun/data"
+    port             = 0
+    service          = "supervised"
+    check_gpu_driver = false
+  }
+}
+
+output "aws_node" {
+  value = "${hadron_gpu_instance.aws.status} ${hadron_gpu_instance.aws.runtime_version} vcpus=${hadron_gpu_instance.aws.vcpus}"
+}
+`, dir, testHadrond, bundle, ec2.URL, fakeecs.TestAccessKeyID, fakeecs.TestAccessKeySecret, ecs.URL, keyA, nodeA.Port, keyB, nodeB.Port)
+
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy: func(*terraform.State) error {
+			if n := len(ec2.LiveInstances()); n != 0 {
+				return fmt.Errorf("%d EC2 instances left after destroy", n)
+			}
+			for _, in := range ecs.Instances() {
+				if !in.Released {
+					return fmt.Errorf("ECS instance %s left after destroy", in.ID)
+				}
+			}
+			return nil
+		},
+		Steps: []resource.TestStep{{
+			Config: config,
+			Check: resource.ComposeAggregateTestCheckFunc(
+				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "status", "ready"),
+				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "runtime_version", "0.1.0-acc"),
+				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "public_ip", "127.0.0.2"),
+				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "host_key_fingerprint", nodeA.Fingerprint),
+				resource.TestCheckResourceAttr("hadron_gpu_instance.aliyun", "status", "ready"),
+				resource.TestCheckResourceAttr("hadron_gpu_instance.aliyun", "runtime_version", "0.1.0-acc"),
+				resource.TestCheckResourceAttr("hadron_gpu_instance.aliyun", "host_key_fingerprint", nodeB.Fingerprint),
+				resource.TestMatchResourceAttr("hadron_gpu_instance.aws", "vcpus", regexp.MustCompile(`^[1-9]\d*$`)),
+				resource.TestMatchResourceAttr("hadron_gpu_instance.aliyun", "hostname", regexp.MustCompile(`.+`)),
+				resource.TestMatchOutput("aws_node", regexp.MustCompile(`^ready 0\.1\.0-acc vcpus=[1-9]`)),
+			),
+		}},
+	})
+}
+
+// killProcessesUnder stops every process whose command line mentions dir
+// (agents and supervisors the test's nodes run on this machine).
+func killProcessesUnder(dir string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		cmd, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(cmd), dir) {
+			continue
+		}
+		var pid int
+		fmt.Sscanf(strings.Split(p, "/")[2], "%d", &pid)
+		if pid > 0 && pid != os.Getpid() {
+			if proc, err := os.FindProcess(pid); err == nil {
+				proc.Kill()
+			}
+		}
+	}
+}
