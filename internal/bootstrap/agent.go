@@ -38,6 +38,12 @@ type Agent struct {
 // behind t. With tlsFiles set it speaks HTTPS and accepts exactly that
 // certificate.
 func NewAgent(t Transport, port int, token string, tlsFiles *TLS) *Agent {
+	return NewAgentAt(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), token, tlsFiles)
+}
+
+// NewAgentAt is NewAgent for an agent listening on hostPort as seen from the
+// node (for an agent bound to one address rather than all of them).
+func NewAgentAt(t Transport, hostPort, token string, tlsFiles *TLS) *Agent {
 	scheme := "http"
 	tr := &http.Transport{
 		DialContext:         DialFunc(t),
@@ -49,7 +55,7 @@ func NewAgent(t Transport, port int, token string, tlsFiles *TLS) *Agent {
 		tr.TLSClientConfig = pinnedTLS(tlsFiles.CertPEM)
 	}
 	return &Agent{
-		BaseURL: scheme + "://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		BaseURL: scheme + "://" + hostPort,
 		Token:   token,
 		HTTP:    &http.Client{Transport: tr, Timeout: 30 * time.Second},
 	}

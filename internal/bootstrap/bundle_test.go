@@ -236,15 +236,22 @@ func TestHelpers(t *testing.T) {
 			t.Errorf("goArch(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
-	ports := []struct {
+	addrs := []struct {
 		in   string
-		want int
+		host string
+		port int
 		err  bool
-	}{{"http://127.0.0.1:7070\n", 7070, false}, {"https://[::]:443", 443, false}, {"http://127.0.0.1", 0, true}}
-	for _, tc := range ports {
-		got, err := portOf(tc.in)
-		if got != tc.want || (err != nil) != tc.err {
-			t.Errorf("portOf(%q) = %d, %v; want %d, error %t", tc.in, got, err, tc.want, tc.err)
+	}{
+		{"http://127.0.0.1:7070\n", "127.0.0.1", 7070, false},
+		{"https://[::]:443", "127.0.0.1", 443, false},
+		{"http://0.0.0.0:7070", "127.0.0.1", 7070, false},
+		{"http://10.0.0.5:7070", "10.0.0.5", 7070, false},
+		{"http://127.0.0.1", "", 0, true},
+	}
+	for _, tc := range addrs {
+		host, port, err := agentAddr(tc.in)
+		if host != tc.host || port != tc.port || (err != nil) != tc.err {
+			t.Errorf("agentAddr(%q) = %q, %d, %v; want %q, %d, error %t", tc.in, host, port, err, tc.host, tc.port, tc.err)
 		}
 	}
 	for v, ok := range map[string]bool{"1.2.3": true, "0.1.0-dev+abc": true, "current": false, "../x": false, ".hidden": false, "a b": false, "": false} {

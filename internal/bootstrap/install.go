@@ -1011,11 +1011,11 @@ func (in *installer) waitReady(ctx context.Context, baseline int, version string
 					in.done(PhaseRunning)
 					phase = PhaseReady
 				}
-				port, perr := portOf(st.addr)
+				host, port, perr := agentAddr(st.addr)
 				if perr != nil {
 					return in.failWithLog(ctx, PhaseReady, perr)
 				}
-				a := NewAgent(in.t, port, in.o.Token, in.o.TLS)
+				a := NewAgentAt(in.t, net.JoinHostPort(host, strconv.Itoa(port)), in.o.Token, in.o.TLS)
 				if lastErr = a.Ready(ctx); lastErr == nil {
 					info, err := a.Node(ctx)
 					if err != nil {
@@ -1158,17 +1158,23 @@ func parseKV(out []byte) [][2]string {
 	return kvs
 }
 
-// portOf extracts the port from the agent's addr file URL.
-func portOf(addr string) (int, error) {
+// agentAddr returns where to dial the agent from the node, given the URL in
+// its addr file: the bound host, or 127.0.0.1 when it listens on all
+// addresses.
+func agentAddr(addr string) (string, int, error) {
 	u, err := url.Parse(strings.TrimSpace(addr))
 	if err != nil {
-		return 0, fmt.Errorf("agent addr file: %w", err)
+		return "", 0, fmt.Errorf("agent addr file: %w", err)
 	}
 	p, err := strconv.Atoi(u.Port())
 	if err != nil || p <= 0 {
-		return 0, fmt.Errorf("agent addr file: no port in %q", addr)
+		return "", 0, fmt.Errorf("agent addr file: no port in %q", addr)
 	}
-	return p, nil
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return host, p, nil
 }
 
 func heredocDelim() string {

@@ -665,3 +665,24 @@ func TestInstallRollsBackAFailedUpgrade(t *testing.T) {
 		t.Errorf("re-apply after rollback = %s with %d bytes uploaded, want reconfigured without uploads", res, res.BytesUploaded)
 	}
 }
+
+// TestInstallListensOnOneAddress binds the agent to one address (not
+// 127.0.0.1): readiness and Status dial that address from the node.
+func TestInstallListensOnOneAddress(t *testing.T) {
+	t.Parallel()
+	tr := &LocalTransport{Name: "local-bound"}
+	o := nodeOpts(t, bundleV1)
+	o.Listen = "127.0.0.21:0"
+	uninstallOnCleanup(t, tr, o)
+	res := install(t, tr, o)
+	if !strings.HasPrefix(res.Agent.BaseURL, "http://127.0.0.21:") {
+		t.Errorf("agent URL = %s, want http://127.0.0.21:PORT", res.Agent.BaseURL)
+	}
+	st, err := Status(context.Background(), tr, o)
+	if err != nil || st.Addr != "127.0.0.21:"+strconv.Itoa(res.Port) {
+		t.Fatalf("Status = %+v, %v; want addr 127.0.0.21:%d", st, err, res.Port)
+	}
+	if _, err := NewAgentAt(tr, st.Addr, o.Token, nil).Node(context.Background()); err != nil {
+		t.Errorf("GET /v1/node at %s: %v", st.Addr, err)
+	}
+}

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -22,8 +22,10 @@ type Installed struct {
 	Service ServiceMode
 	// Running says the service (systemd unit or supervisor) is up.
 	Running bool
-	// Port is the agent's listening port, 0 when it is not listening.
+	// Port is the agent's listening port, 0 when it is not listening; Addr
+	// is host:port to dial from the node (NewAgentAt).
 	Port int
+	Addr string
 	// Restarts counts agent exits since the last (re)start by Install.
 	Restarts int
 }
@@ -65,8 +67,8 @@ func Status(ctx context.Context, t Transport, o Options) (*Installed, error) {
 		case "restarts":
 			res.Restarts, _ = strconv.Atoi(kv[1])
 		case "addr":
-			if p, err := portOf(strings.TrimSpace(kv[1])); err == nil {
-				res.Port = p
+			if host, p, err := agentAddr(kv[1]); err == nil {
+				res.Port, res.Addr = p, net.JoinHostPort(host, strconv.Itoa(p))
 			}
 		}
 	}
