@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/hadron-ai/terraform-provider-hadron/internal/bootstrap"
@@ -195,8 +196,58 @@ output "aws_node" {
 				resource.TestMatchResourceAttr("hadron_gpu_instance.aliyun", "hostname", regexp.MustCompile(`.+`)),
 				resource.TestMatchOutput("aws_node", regexp.MustCompile(`^ready 0\.1\.0-acc vcpus=[1-9]`)),
 			),
+		}, {
+			// The node's host key changes between applies: refresh refuses it.
+			PreConfig:   func() { swapHostKey(t, nodeA, filepath.Join(dir, "hostkey-a")) },
+			Config:      config,
+			ExpectError: regexp.MustCompile(`(?s)SSH Host Key Changed.*` + regexp.QuoteMeta(nodeA.Fingerprint)),
+		}, {
+			// The original key is back: the connection is trusted again and
+			// nothing changes.
+			PreConfig: func() { restoreHostKey(t, nodeA, filepath.Join(dir, "hostkey-a")) },
+			Config:    config,
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				plancheck.ExpectResourceAction("hadron_gpu_instance.aws", plancheck.ResourceActionNoop),
+			}},
 		}},
 	})
+}
+
+// swapHostKey saves a node's host key to backup and gives it a new one.
+func swapHostKey(t *testing.T, n *sshdtest.Node, backup string) {
+	t.Helper()
+	for _, ext := range []string{"", ".pub"} {
+		b, err := os.ReadFile(filepath.Join(n.Dir, "host_ed25519"+ext))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(backup+ext, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.NewHostKey(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Restart(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// restoreHostKey puts a saved host key back.
+func restoreHostKey(t *testing.T, n *sshdtest.Node, backup string) {
+	t.Helper()
+	for _, ext := range []string{"", ".pub"} {
+		b, err := os.ReadFile(backup + ext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(n.Dir, "host_ed25519"+ext), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.Restart(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // killProcessesUnder stops every process whose command line mentions dir
