@@ -129,13 +129,9 @@ resource "hadron_gpu_instance" "test" {
 					// allow in, which key to import).
 					"timeouts", "zones", "allowed_cidrs", "ssh_public_key",
 					// Import cannot tell where apply would have tried: it pins
-					// only the candidate the instance is on.
+					// only the candidate the instance is on (hourly_price, the
+					// landed candidate's, is verified).
 					"candidates",
-					// Import cannot tell whether the runtime was installed, so
-					// it assumes it was (install_runtime = true) and records the
-					// agent as unreachable, leaving the runtime attributes unset.
-					"install_runtime", "status", "endpoint", "token", "hostname", "vcpus", "memory_mb",
-					"detected_gpu_count", "detected_gpu_model", "runtime_version", "ort_version",
 				},
 			},
 			{
