@@ -114,14 +114,27 @@ func checkLandedPrice(name string) func(*terraform.State) error {
 // through a dev_overrides CLI configuration: what a user's shell does, so a
 // test can SIGKILL terraform and the provider together.
 type cliRun struct {
-	dir string   // working directory holding main.tf and the state
-	env []string // environment of every command
+	terraform string   // the CLI's path
+	dir       string   // working directory holding main.tf and the state
+	env       []string // environment of every command
 }
 
 // newCLIRun builds the provider into a temporary directory and prepares a
-// working directory with config as main.tf.
+// working directory with config as main.tf. Like the harness's tests, it
+// needs TF_ACC=1 (make test and make testacc set it) and the terraform CLI
+// (TF_ACC_TERRAFORM_PATH, else terraform on PATH).
 func newCLIRun(t *testing.T, config string) *cliRun {
 	t.Helper()
+	if os.Getenv("TF_ACC") == "" {
+		t.Skip("acceptance test: set TF_ACC=1 (make testacc, make test) to run the terraform CLI")
+	}
+	tf := os.Getenv("TF_ACC_TERRAFORM_PATH")
+	if tf == "" {
+		var err error
+		if tf, err = exec.LookPath("terraform"); err != nil {
+			t.Fatalf("no terraform CLI: set TF_ACC_TERRAFORM_PATH or run bash internal/tools/prereqs.sh terraform: %v", err)
+		}
+	}
 	tmp := t.TempDir()
 	pluginDir := filepath.Join(tmp, "plugins")
 	build := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "terraform-provider-hadron"), "..")
@@ -150,12 +163,12 @@ func newCLIRun(t *testing.T, config string) *cliRun {
 	}
 	env = append(env, "TF_CLI_CONFIG_FILE="+rc, "TF_IN_AUTOMATION=1", "CHECKPOINT_DISABLE=1",
 		"TF_DATA_DIR="+filepath.Join(tmp, "tfdata"), "HOME="+tmp)
-	return &cliRun{dir: work, env: env}
+	return &cliRun{terraform: tf, dir: work, env: env}
 }
 
 // command returns terraform with args, in its own process group.
 func (r *cliRun) command(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "terraform", append(args, "-no-color")...)
+	cmd := exec.CommandContext(ctx, r.terraform, append(args, "-no-color")...)
 	cmd.Dir = r.dir
 	cmd.Env = r.env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -274,9 +274,6 @@ func (h *holdRunInstances) waitReceived(ctx context.Context) error {
 // nothing was saved), and applies again: the instance of the killed apply is
 // found, not duplicated, and ends up in state; destroy releases it.
 func TestAccGPUInstanceAliyun_crashAfterRunInstances(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the provider and runs terraform; run without -short")
-	}
 	t.Parallel()
 	fake := fakeecs.New(fakeecs.Options{Instant: true})
 	h := &holdRunInstances{next: fake, received: make(chan struct{}), release: make(chan struct{})}

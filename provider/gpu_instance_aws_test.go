@@ -218,9 +218,6 @@ func checkEC2Landed(srv *fakeec2.Server, id, zone string) error {
 // nothing was saved), and applies again: the instance of the killed apply
 // is found, not duplicated, and ends up in state; destroy removes it.
 func TestAccGPUInstanceAWS_crashAfterRunInstances(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the provider and runs terraform; run without -short")
-	}
 	t.Parallel()
 	srv := startFakeEC2(t, fakeec2.Config{})
 	srv.SetFaults(fakeec2.Faults{HoldRunInstances: true})
