@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -47,6 +48,9 @@ type SSHConfig struct {
 	// AuthAttempts is how many authentication rejections are tolerated before
 	// giving up (cloud-init may install the key after sshd starts); default 3.
 	AuthAttempts int
+	// KeepAlive is the interval of keepalive@openssh.com requests that keep
+	// an idle connection (and NAT state) alive; default 30s, negative: none.
+	KeepAlive time.Duration
 }
 
 func (c *SSHConfig) addr() string {
@@ -79,6 +83,8 @@ type SSHTransport struct {
 	sftp     *sftp.Client
 	sftpErr  error
 	sftpDone bool
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 var _ Transport = (*SSHTransport)(nil)
@@ -141,6 +147,10 @@ func dialSSH(ctx context.Context, cfg SSHConfig) (*SSHTransport, error) {
 		if err == nil {
 			t.client = client
 			t.fingerprint = fp
+			t.stop = make(chan struct{})
+			if cfg.KeepAlive >= 0 {
+				go t.keepAlive(cmp.Or(cfg.KeepAlive, 30*time.Second))
+			}
 			return t, nil
 		}
 		var mismatch *HostKeyMismatchError
@@ -214,6 +224,37 @@ func (t *SSHTransport) attempt(ctx context.Context, addr string, auth []ssh.Auth
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return ssh.NewClient(sc, chans, reqs), seen, nil
+}
+
+// keepAlive sends keepalive requests until Close; a connection that stops
+// answering is closed, so later calls fail fast instead of hanging.
+func (t *SSHTransport) keepAlive(every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tick.C:
+		}
+		errc := make(chan error, 1)
+		go func() {
+			_, _, err := t.client.SendRequest("keepalive@openssh.com", true, nil)
+			errc <- err
+		}()
+		select {
+		case <-t.stop:
+			return
+		case err := <-errc:
+			if err != nil {
+				t.client.Close()
+				return
+			}
+		case <-time.After(max(every, 15*time.Second)):
+			t.client.Close()
+			return
+		}
+	}
 }
 
 // authMethods builds the client's authentication from the key and the agent.
@@ -356,6 +397,7 @@ func (t *SSHTransport) Dial(ctx context.Context, network, addr string) (net.Conn
 
 // Close closes SFTP, the connection and the bastion connection.
 func (t *SSHTransport) Close() error {
+	t.stopOnce.Do(func() { close(t.stop) })
 	t.mu.Lock()
 	if t.sftp != nil {
 		t.sftp.Close()

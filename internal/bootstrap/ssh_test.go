@@ -83,6 +83,30 @@ func TestSSHTransport(t *testing.T) {
 		}
 	})
 
+	t.Run("keepalive", func(t *testing.T) {
+		cfg := n.sshConfig()
+		cfg.HostKeyFingerprint = n.Fingerprint
+		cfg.KeepAlive = 20 * time.Millisecond
+		ka, err := DialSSH(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ka.Close()
+		// sshd answers keepalive@openssh.com: after many intervals the
+		// connection is still usable.
+		before := ka.Stats().BytesSent
+		deadline := time.Now().Add(10 * time.Second)
+		for ka.Stats().BytesSent < before+1000 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got := ka.Stats().BytesSent - before; got < 1000 {
+			t.Fatalf("keepalives sent %d bytes in 10s, want requests every 20ms", got)
+		}
+		if out, err := ka.Run(ctx, "echo alive", nil); err != nil || string(out) != "alive\n" {
+			t.Errorf("after keepalives: %q, %v", out, err)
+		}
+	})
+
 	st := tr.Stats()
 	if st.BytesSent < 4096 || st.BytesReceived == 0 {
 		t.Errorf("Stats = %+v, want at least the 4 KiB upload sent and something received", st)
