@@ -310,7 +310,11 @@ resource "hadron_gpu_instance" "test" {
 	run.run(t, ctx, "apply", "-auto-approve", "-input=false")
 	all := fake.AllInstances()
 	if len(all) != 1 {
-		t.Fatalf("after the re-apply the fake has %d instances (released included), want exactly 1: %+v", len(all), all)
+		var ids []string
+		for _, in := range all {
+			ids = append(ids, in.ID+" ("+in.Status+", token "+in.ClientToken+")")
+		}
+		t.Fatalf("after the re-apply the fake has %d instances (released included), want exactly 1: %q", len(all), ids)
 	}
 	if ids := run.stateIDs(t); len(ids) != 1 || ids[0] != all[0].ID {
 		t.Fatalf("state holds instances %q, want [%s]", ids, all[0].ID)
