@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,12 +27,16 @@ import (
 func nodeOpts(t testing.TB, b *Bundle) Options {
 	t.Helper()
 	dir := t.TempDir()
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
 	return Options{
 		Bundle:       b,
 		Token:        "test-token-" + strconv.FormatInt(time.Now().UnixNano(), 36),
 		Prefix:       filepath.Join(dir, "opt", "hadron"),
 		DataDir:      filepath.Join(dir, "data"),
-		User:         "root",
+		User:         me.Username,
 		Service:      ServiceSupervised,
 		Listen:       "127.0.0.1:0",
 		PollInterval: 50 * time.Millisecond,
