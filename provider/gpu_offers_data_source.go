@@ -168,6 +168,7 @@ func (d *gpuOffersDataSource) Read(ctx context.Context, req datasource.ReadReque
 		resp.Diagnostics.Append(errorDiag("Catalog Not Readable", "The provider's embedded GPU catalog could not be read; this is a bug.", err))
 		return
 	}
+	resp.Diagnostics.Append(catalogWarnings(cat)...)
 	offers, err := cat.Query(filter)
 	if err != nil {
 		resp.Diagnostics.Append(noOfferDiag(err))
@@ -189,6 +190,17 @@ func (d *gpuOffersDataSource) catalog() (*catalog.Catalog, error) {
 		return d.data.catalog, nil
 	}
 	return catalog.Embedded()
+}
+
+// catalogWarnings reports what went wrong while refining the catalog with
+// live cloud data, one warning each.
+func catalogWarnings(cat *catalog.Catalog) diag.Diagnostics {
+	var diags diag.Diagnostics
+	for _, w := range cat.Warnings() {
+		diags.AddWarning("GPU Offers Partly From The Embedded Catalog",
+			"Live cloud data could not refine the catalog, so some zones and spot prices come from the embedded list: "+w)
+	}
+	return diags
 }
 
 // offersFilter maps the configured filters to a catalog filter.

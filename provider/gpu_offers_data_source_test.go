@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -347,4 +348,34 @@ func TestAccGPUOffersDataSource_errors(t *testing.T) {
 // since Terraform wraps long diagnostic lines.
 func wrappedRE(pattern string) *regexp.Regexp {
 	return regexp.MustCompile(strings.ReplaceAll(pattern, " ", `\s+`))
+}
+
+// failingLive is a live source whose every lookup fails.
+type failingLive struct{}
+
+func (failingLive) Offerings(context.Context, string, []string) (map[string][]string, error) {
+	return nil, errors.New("DescribeInstanceTypeOfferings: UnauthorizedOperation")
+}
+
+func (failingLive) SpotPrices(context.Context, string, []string) ([]catalog.SpotPrice, error) {
+	return nil, errors.New("DescribeSpotPriceHistory: UnauthorizedOperation")
+}
+
+func TestCatalogWarnings(t *testing.T) {
+	base, err := catalog.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diags := catalogWarnings(base); len(diags) != 0 {
+		t.Errorf("embedded catalog: got %d diagnostics (%v), want none", len(diags), diags)
+	}
+	refined := catalog.NewRefiner(base, map[string]catalog.Live{"aws": failingLive{}}, catalog.RefinerOptions{}).
+		Catalog(context.Background(), []string{"aws"}, []string{"us-east-1"})
+	diags := catalogWarnings(refined)
+	if len(diags) == 0 || diags.HasError() {
+		t.Fatalf("refined catalog with failing live data: got %v, want warnings only", diags)
+	}
+	if d := diags[0].Detail(); !strings.Contains(d, "UnauthorizedOperation") {
+		t.Errorf("warning detail %q does not carry the live error", d)
+	}
 }
