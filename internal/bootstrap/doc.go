@@ -36,6 +36,10 @@
 // uploading them. The manifest records the glibc each file needs, checked in
 // the os/arch phase.
 //
+// An upgrade that fails to come up (agent running or ready) is rolled back to
+// the previous version, which stays on the node until the next upgrade; the
+// error says so.
+//
 // Status reads an install back (version, running, port) for refreshes; Agent
 // (from Result.Agent or NewAgent) calls the agent through the transport.
 //
