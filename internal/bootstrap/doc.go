@@ -46,7 +46,7 @@
 // Files given by URL (for example a CUDA build of ONNX Runtime) are fetched by
 // the node itself with curl or wget by default (FetchOnNode): such files are
 // large, an in-region bucket is much closer to the node than the user's
-// uplink, and the sha256 check on the node makes the source untrusted.
+// uplink, and the sha256 check on the node means the source need not be trusted.
 // FetchViaProvider downloads on the provider's machine and uploads instead,
 // for nodes without outbound access.
 package bootstrap
