@@ -20,6 +20,7 @@ trap 'rm -rf "$out"' EXIT
 "$py" -c 'import torch' 2>/dev/null || { echo "python3-torch missing: bash internal/tools/prereqs.sh torch" >&2; exit 1; }
 
 go build -o "$out/train-bench" ./bench/train
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for e in $epochs_list; do
   echo "==> hadron-go, $e epoch(s)" >&2
   "$out/train-bench" -data "$data" -epochs "$e" -threads "$threads" >> "$out/results.jsonl"
@@ -29,15 +30,18 @@ for e in $epochs_list; do
   OPENBLAS_NUM_THREADS=1 "$py" bench/train/torch_ref.py --data "$data" --epochs "$e" --threads "$threads" --label "pytorch, OPENBLAS_NUM_THREADS=1" >> "$out/results.jsonl"
 done
 
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 torchv=$("$py" -c 'import torch; print(torch.__version__)')
-section=$("$py" - "$out/results.jsonl" "$(nproc)" "$cpu" "$(date -u +%Y-%m-%d)" "$(go env GOVERSION)" "$torchv" <<'PY'
+section=$("$py" - "$out/results.jsonl" "$(nproc)" "$cpu" "$(date -u +%Y-%m-%d)" "$(go env GOVERSION)" "$torchv" "$load_before" "$load_after" <<'PY'
 import json, sys
-path, nproc, cpu, date, gov, torchv = sys.argv[1:]
+path, nproc, cpu, date, gov, torchv, load_before, load_after = sys.argv[1:]
 rows = [json.loads(l) for l in open(path)]
 out = []
 out.append("## Training: Fashion-MNIST CNN (bench-train)\n")
-out.append(f"Machine: {nproc} vCPUs, {cpu}; {date}; {gov}, PyTorch {torchv} (Debian python3-torch).")
+out.append(f"Machine: {nproc} vCPUs, {cpu}; {date}; {gov}, PyTorch {torchv} (Debian python3-torch). "
+           f"Load average (1, 5, 15 min) {load_before} before and {load_after} after the runs: the machine is shared, "
+           "and numbers taken under load understate both sides (PyTorch's OpenMP threads suffer most).")
 out.append("Recipe: 28x28x1 -> Conv2D(32,3x3,relu) -> MaxPool(2) -> Conv2D(64,3x3,relu) -> MaxPool(2) -> "
            "Conv2D(128,3x3,relu) -> MaxPool(2) -> Flatten -> Dense(512,relu) -> Dense(10); valid padding, Adam lr 0.001, "
            "batch 64, 2 threads, fixed seed, 60,000 training and 10,000 test images. "
