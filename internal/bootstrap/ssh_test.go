@@ -3,6 +3,14 @@ package bootstrap
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +22,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 func TestSSHTransport(t *testing.T) {
@@ -321,4 +331,74 @@ func TestSSHHostKeyChangedBetweenRuns(t *testing.T) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
 	}
+}
+
+// TestSSHPrivateKeyFormats authenticates with the key formats users paste
+// into private_key: OpenSSH (plain and passphrase-protected), PKCS#1 RSA PEM
+// and PKCS#8 ECDSA PEM.
+func TestSSHPrivateKeyFormats(t *testing.T) {
+	t.Parallel()
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, edKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(ecKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	encrypted, err := ssh.MarshalPrivateKeyWithPassphrase(edKey, "hadron", []byte("s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []struct {
+		name       string
+		pem        []byte
+		passphrase []byte
+		pub        crypto.PublicKey
+	}{
+		{"PKCS#1 RSA PEM", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaKey)}), nil, rsaKey.Public()},
+		{"PKCS#8 ECDSA PEM", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), nil, ecKey.Public()},
+		{"OpenSSH ed25519 with passphrase", pem.EncodeToMemory(encrypted), []byte("s3cret"), edKey.Public()},
+	}
+	var lines []string
+	for _, k := range keys {
+		pub, err := ssh.NewPublicKey(k.pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))))
+	}
+	n := startNode(t, "127.0.0.16", nodeOptions{AuthorizedKey: strings.Join(lines, "\n")})
+	for _, k := range keys {
+		t.Run(k.name, func(t *testing.T) {
+			cfg := n.sshConfig()
+			cfg.PrivateKey, cfg.Passphrase, cfg.HostKeyFingerprint = k.pem, k.passphrase, n.Fingerprint
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			tr, err := DialSSH(ctx, cfg)
+			if err != nil {
+				t.Fatalf("DialSSH: %v", err)
+			}
+			defer tr.Close()
+			if out, err := tr.Run(ctx, "echo ok", nil); err != nil || string(out) != "ok\n" {
+				t.Errorf("Run = %q, %v", out, err)
+			}
+		})
+	}
+	t.Run("wrong passphrase", func(t *testing.T) {
+		cfg := n.sshConfig()
+		cfg.PrivateKey, cfg.Passphrase = keys[2].pem, []byte("nope")
+		_, err := DialSSH(context.Background(), cfg)
+		if err == nil || !strings.Contains(err.Error(), "parsing ssh private key") {
+			t.Errorf("err = %v, want a private key parse error", err)
+		}
+	})
 }

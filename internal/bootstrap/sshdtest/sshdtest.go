@@ -27,7 +27,8 @@ const SSHD = "/usr/sbin/sshd"
 type Options struct {
 	// NoSFTP leaves out the sftp subsystem (uploads then go over cat).
 	NoSFTP bool
-	// AuthorizedKey replaces the generated user key's authorized_keys line.
+	// AuthorizedKey replaces the generated user key's authorized_keys line
+	// (several keys: one per line).
 	AuthorizedKey string
 }
 
