@@ -852,12 +852,20 @@ func (in *installer) configure(ctx context.Context, cur *installed) error {
 	fmt.Fprintf(&b, "set -eu\numask 022\nP=%s\nV=%s\nU=%s\nD=%s\n", shellQuote(l.prefix), shellQuote(v), shellQuote(l.user), shellQuote(l.dataDir))
 	b.WriteString("created=" + map[bool]string{true: "1", false: "0"}[created] + "\n")
 	if priv {
+		// /etc/passwd may be locked for a moment (cloud-init at boot, another
+		// useradd): retry before giving up.
 		b.WriteString(`if ! id -u "$U" >/dev/null 2>&1; then
-  if command -v useradd >/dev/null 2>&1; then
-    useradd --system --no-create-home --home-dir "$D" --shell /usr/sbin/nologin "$U" || id -u "$U" >/dev/null
-  else
-    adduser -S -H -h "$D" -s /sbin/nologin "$U" || id -u "$U" >/dev/null
-  fi
+  i=0
+  until id -u "$U" >/dev/null 2>&1; do
+    if command -v useradd >/dev/null 2>&1; then
+      useradd --system --no-create-home --home-dir "$D" --shell /usr/sbin/nologin "$U" && break
+    else
+      adduser -S -H -h "$D" -s /sbin/nologin "$U" && break
+    fi
+    i=$((i + 1))
+    if [ $i -ge 20 ]; then echo "could not create the system user $U" >&2; exit 1; fi
+    sleep 0.25
+  done
   created=1
 fi
 `)

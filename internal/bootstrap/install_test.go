@@ -486,8 +486,17 @@ func loginUser(t *testing.T, n *testNode, prefix string, sudoer bool) (string, s
 		}
 	}
 	// A password of "*" leaves the account unlocked for key logins only.
-	if out, err := exec.Command("useradd", "-m", "-d", home, "-s", "/bin/sh", "-p", "*", name).CombinedOutput(); err != nil {
-		t.Fatalf("useradd: %v: %s", err, out)
+	// Other tests (and packages) may hold the /etc/passwd lock for a moment.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := exec.Command("useradd", "-m", "-d", home, "-s", "/bin/sh", "-p", "*", name).CombinedOutput()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("useradd: %v: %s", err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	t.Cleanup(func() { exec.Command("userdel", "-r", name).Run() })
 	if sudoer {
