@@ -851,6 +851,16 @@ func (in *installer) configure(ctx context.Context, cur *installed) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "set -eu\numask 022\nP=%s\nV=%s\nU=%s\nD=%s\n", shellQuote(l.prefix), shellQuote(v), shellQuote(l.user), shellQuote(l.dataDir))
 	b.WriteString("created=" + map[bool]string{true: "1", false: "0"}[created] + "\n")
+	// The data directory is removed by Uninstall only when Install made it.
+	createdData := cur.state["created_data"] == "1" || cur.state["version"] == ""
+	if createdData {
+		b.WriteString("created_data=1\n")
+	} else {
+		b.WriteString("created_data=0\n")
+	}
+	if cur.state["version"] == "" {
+		b.WriteString("[ -e \"$D\" ] && created_data=0\n")
+	}
 	if priv {
 		// /etc/passwd may be locked for a moment (cloud-init at boot, another
 		// useradd): retry before giving up.
@@ -906,7 +916,7 @@ chmod 0750 "$D"
 	for _, line := range lines {
 		q = append(q, shellQuote(line))
 	}
-	q = append(q, `"created_user=$created"`)
+	q = append(q, `"created_user=$created"`, `"created_data=$created_data"`)
 	for _, line := range []string{"service=" + string(l.service), "service_name=" + l.serviceName, "unit=" + l.unitPath, "data_dir=" + l.dataDir} {
 		q = append(q, shellQuote(line))
 	}
@@ -1101,9 +1111,10 @@ fi
 D=$(st data_dir)
 U=$(st user)
 created=$(st created_user)
+created_data=$(st created_data)
 `)
 	if !o.KeepData {
-		b.WriteString(`if [ -n "$D" ] && [ "$D" != / ]; then rm -rf "$D"; fi
+		b.WriteString(`if [ "$created_data" = 1 ] && [ -n "$D" ] && [ "$D" != / ]; then rm -rf "$D"; fi
 `)
 	}
 	b.WriteString(`rm -rf "$P"

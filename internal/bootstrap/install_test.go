@@ -700,3 +700,29 @@ func TestInstallListensOnOneAddress(t *testing.T) {
 		t.Errorf("GET /v1/node at %s: %v", st.Addr, err)
 	}
 }
+
+// TestUninstallKeepsADataDirItDidNotCreate points the data directory at an
+// existing directory: Uninstall removes the install but not the user's data.
+func TestUninstallKeepsADataDirItDidNotCreate(t *testing.T) {
+	t.Parallel()
+	tr := &LocalTransport{Name: "local-keep"}
+	o := nodeOpts(t, bundleV1)
+	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	precious := filepath.Join(o.DataDir, "precious.txt")
+	if err := os.WriteFile(precious, []byte("keep me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	uninstallOnCleanup(t, tr, o)
+	install(t, tr, o)
+	if err := Uninstall(context.Background(), tr, o); err != nil {
+		t.Fatalf("Uninstall: %v", err)
+	}
+	if _, err := os.Stat(precious); err != nil {
+		t.Errorf("Uninstall removed a data directory it did not create: %v", err)
+	}
+	if _, err := os.Stat(o.Prefix); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("prefix after Uninstall: %v, want not exist", err)
+	}
+}
