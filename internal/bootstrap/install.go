@@ -664,7 +664,9 @@ func (in *installer) inspect(ctx context.Context) (*installed, error) {
 	script := fmt.Sprintf(`set -u
 P=%s
 V=%s
-if [ -f "$P/state" ]; then sed 's/^/state./' "$P/state"; fi
+if [ -f "$P/state" ]; then sed 's/^/state./' "$P/state"
+elif [ -d "$P" ] && [ -n "$(ls -A "$P" 2>/dev/null)" ] && [ ! -L "$P/current" ]; then echo foreign=1
+fi
 cur=$(readlink "$P/current" 2>/dev/null || true)
 echo "current=$cur"
 if [ -f "$P/$V/SHA256SUMS" ]; then
@@ -691,6 +693,8 @@ done
 			cur.targetSums = val
 		case k == "target_ok":
 			cur.targetOK = true
+		case k == "foreign":
+			return nil, fmt.Errorf("install prefix %s already holds files that are not a Hadron install: choose a new or empty directory (Uninstall removes the whole prefix)", l.prefix)
 		case k == "have":
 			if sum, p, ok := strings.Cut(val, " "); ok && isSHA256(sum) {
 				cur.have[sum] = p

@@ -725,4 +725,15 @@ func TestUninstallKeepsADataDirItDidNotCreate(t *testing.T) {
 	if _, err := os.Stat(o.Prefix); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("prefix after Uninstall: %v, want not exist", err)
 	}
+
+	// A prefix holding someone else's files is refused, so that Uninstall
+	// can never remove them.
+	o.Prefix = o.DataDir
+	_, err := Install(context.Background(), tr, o)
+	if PhaseOf(err) != PhaseBundle || !strings.Contains(err.Error(), "not a Hadron install") {
+		t.Errorf("Install into a foreign directory: err = %v, want a refusal", err)
+	}
+	if _, err := os.Stat(precious); err != nil {
+		t.Errorf("refused install touched the directory: %v", err)
+	}
 }
