@@ -214,7 +214,7 @@ func (d *providerData) resolveCandidates(ctx context.Context, m *gpuInstanceMode
 	}
 	cands, err := d.catalog.Candidates(catalog.Request{Filter: filter, Placements: placements})
 	if err != nil {
-		p := path.Root("gpu")
+		p := path.Root("gpu").AtName("model")
 		switch {
 		case len(pm) > 0:
 			p = path.Root("placements")

@@ -113,7 +113,8 @@ func (r *gpuInstanceResource) Schema(ctx context.Context, _ resource.SchemaReque
 					"time (zone, then region, then cloud), with each offer's hourly price."},
 			"hourly_price": schema.Float64Attribute{Computed: true,
 				PlanModifiers:       []planmodifier.Float64{float64planmodifier.UseStateForUnknown()},
-				MarkdownDescription: "Price of the instance, USD per hour: the first candidate's at plan time, where it landed after apply (0 for local nodes)."},
+				MarkdownDescription: "Price of the instance, USD per hour: known at plan time when every candidate costs the same, " +
+					"otherwise where it landed after apply (each candidate's price is in `candidates`); 0 for local nodes."},
 			"region": schema.StringAttribute{Optional: true, Computed: true, PlanModifiers: replaceComputed,
 				MarkdownDescription: "Region (`us-east-1`, `cn-hangzhou`, …). Defaults to the provider block's region. `local` for local nodes."},
 			"zone": schema.StringAttribute{Optional: true, Computed: true, PlanModifiers: replaceComputed,

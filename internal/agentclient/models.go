@@ -3,8 +3,10 @@ package agentclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // ModelConfig mirrors the agent's per-model serving configuration.
@@ -55,7 +57,13 @@ const ModelReady = "READY"
 // version serves or the load failed (the old version then keeps serving).
 func (c *Client) LoadModel(ctx context.Context, name string, req LoadRequest) (*ModelStatus, error) {
 	var st ModelStatus
-	if err := c.Do(ctx, "PUT", "/v1/models/"+url.PathEscape(name), req, &st); err != nil {
+	err := c.Do(ctx, "PUT", "/v1/models/"+url.PathEscape(name), req, &st)
+	var ae *Error
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound && strings.HasPrefix(ae.Message, "no route") {
+		return nil, fmt.Errorf("the agent does not serve models: it runs without ONNX Runtime (for local nodes set " +
+			"local.ort_library or HADRON_ORT_LIBRARY; `make install` puts the library next to the provider)")
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &st, nil
