@@ -14,6 +14,7 @@ import (
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud/aliyun"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud/aws"
+	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud/local"
 )
 
 var candidateType = types.ObjectType{AttrTypes: map[string]attr.Type{
@@ -375,20 +376,36 @@ func (d *providerData) landedCandidates(m *gpuInstanceModel, inst *cloud.Instanc
 // runtime is not the bundle's version: a provider upgrade, a dead agent, or
 // install_runtime turned on.
 func (r *gpuInstanceResource) planRuntimeUpgrade(ctx context.Context, plan *gpuInstanceModel, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if plan.Cloud.ValueString() == "local" || !plan.InstallRuntime.ValueBool() {
-		return
-	}
 	var state gpuInstanceModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	b, err := r.data.bundle()
-	if err != nil || resp.Diagnostics.HasError() {
+	if resp.Diagnostics.HasError() {
 		return
 	}
-	if state.RuntimeVersion.ValueString() == b.Version && state.InstallRuntime.ValueBool() {
+	var want string
+	switch {
+	case plan.Cloud.ValueString() == "local":
+		// A local node runs the hadrond next to the provider: a new one
+		// (provider upgrade) restarts the node in place.
+		b, err := r.data.backend(ctx, "local")
+		lb, ok := b.(*local.Backend)
+		if err != nil || !ok {
+			return
+		}
+		if want, err = lb.RuntimeVersion(ctx); err != nil || want == state.RuntimeVersion.ValueString() {
+			return
+		}
+	case plan.InstallRuntime.ValueBool():
+		b, err := r.data.bundle()
+		if err != nil || (state.RuntimeVersion.ValueString() == b.Version && state.InstallRuntime.ValueBool()) {
+			return
+		}
+		want = b.Version
+		plan.Endpoint = types.StringUnknown()
+	default:
 		return
 	}
-	plan.RuntimeVersion = types.StringValue(b.Version)
-	for _, s := range []*types.String{&plan.Status, &plan.Hostname, &plan.ORTVersion, &plan.DetectedGPUModel, &plan.Endpoint} {
+	plan.RuntimeVersion = types.StringValue(want)
+	for _, s := range []*types.String{&plan.Status, &plan.Hostname, &plan.ORTVersion, &plan.DetectedGPUModel} {
 		*s = types.StringUnknown()
 	}
 	for _, i := range []*types.Int64{&plan.VCPUs, &plan.MemoryMB, &plan.DetectedGPUCount} {

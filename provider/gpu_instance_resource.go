@@ -31,6 +31,7 @@ import (
 	"github.com/hadron-ai/terraform-provider-hadron/internal/agentclient"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/bootstrap"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud"
+	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud/local"
 )
 
 var (
@@ -112,7 +113,7 @@ func (r *gpuInstanceResource) Schema(ctx context.Context, _ resource.SchemaReque
 				MarkdownDescription: "Where apply may create the instance, in the order it tries: resolved and pinned at plan " +
 					"time (zone, then region, then cloud), with each offer's hourly price."},
 			"hourly_price": schema.Float64Attribute{Computed: true,
-				PlanModifiers:       []planmodifier.Float64{float64planmodifier.UseStateForUnknown()},
+				PlanModifiers: []planmodifier.Float64{float64planmodifier.UseStateForUnknown()},
 				MarkdownDescription: "Price of the instance, USD per hour: known at plan time when every candidate costs the same, " +
 					"otherwise where it landed after apply (each candidate's price is in `candidates`); 0 for local nodes."},
 			"region": schema.StringAttribute{Optional: true, Computed: true, PlanModifiers: replaceComputed,
@@ -592,7 +593,16 @@ func (r *gpuInstanceResource) Update(ctx context.Context, req resource.UpdateReq
 		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 		return
 	}
-	if plan.Cloud.ValueString() != "local" && !plan.RuntimeVersion.Equal(state.RuntimeVersion) {
+	if lb, ok := b.(*local.Backend); ok && !plan.RuntimeVersion.Equal(state.RuntimeVersion) {
+		// A new hadrond next to the provider: restart the node on it.
+		if _, err := lb.Restart(ctx, state.ID.ValueString()); err != nil {
+			resp.Diagnostics.Append(errorDiag("Runtime Not Upgraded", "Hadron could not restart "+state.ID.ValueString()+" on the new runtime.", err))
+			return
+		}
+		if err := r.refreshNode(ctx, &plan); err != nil {
+			plan.Status = types.StringValue("agent_unreachable")
+		}
+	} else if plan.Cloud.ValueString() != "local" && !plan.RuntimeVersion.Equal(state.RuntimeVersion) {
 		// A runtime upgrade, a dead agent or install_runtime turned on: install again.
 		inst, err := b.Get(ctx, state.ID.ValueString())
 		if err == nil {
@@ -627,6 +637,7 @@ func (r *gpuInstanceResource) Delete(ctx context.Context, req resource.DeleteReq
 		resp.Diagnostics.Append(errorDiag("Cloud Not Available", "Hadron could not set up the "+state.Cloud.ValueString()+" cloud.", err))
 		return
 	}
+	r.uninstallRuntime(ctx, &state)
 	r.data.nodes.drop(state.ID.ValueString())
 	if err := b.Delete(ctx, state.ID.ValueString()); err != nil && !errors.Is(err, cloud.ErrNotFound) {
 		resp.Diagnostics.Append(errorDiag("Error Deleting Instance", "Hadron could not delete instance "+state.ID.ValueString()+

@@ -73,9 +73,28 @@ resource "hadron_gpu_instance" "test" {
 				),
 			},
 			{
+				// A new runtime next to the provider: the node restarts on it in
+				// place, keeping its id and endpoint.
+				Config: strings.Replace(strings.Replace(config, `team = "ml"`, `team = "research"`, 1), testHadrond, testHadrondNext, 1),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("hadron_gpu_instance.test", plancheck.ResourceActionUpdate),
+				}},
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr("hadron_gpu_instance.test", "runtime_version", nextRuntimeVersion),
+					resource.TestCheckResourceAttr("hadron_gpu_instance.test", "status", "ready"),
+					checkAgentAnswers("hadron_gpu_instance.test"),
+					func(s *terraform.State) error {
+						if id := s.RootModule().Resources["hadron_gpu_instance.test"].Primary.ID; id != firstID {
+							return fmt.Errorf("runtime upgrade replaced the node: id %s, want %s", id, firstID)
+						}
+						return nil
+					},
+				),
+			},
+			{
 				// The agent dies out of band: the next plan creates the node again.
 				PreConfig: func() { killLocalAgent(t, dataDir, firstID) },
-				Config:    strings.Replace(config, `team = "ml"`, `team = "research"`, 1),
+				Config:    strings.Replace(strings.Replace(config, `team = "ml"`, `team = "research"`, 1), testHadrond, testHadrondNext, 1),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction("hadron_gpu_instance.test", plancheck.ResourceActionCreate),
 				}},

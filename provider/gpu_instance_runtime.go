@@ -254,3 +254,21 @@ func endpointPort(endpoint string) int {
 	}
 	return p
 }
+
+// uninstallRuntime removes hadrond from a cloud node before it is deleted,
+// best effort and briefly: termination removes it anyway, but a node that
+// outlives its instance resource (a machine reused, a test node) is left clean.
+func (r *gpuInstanceResource) uninstallRuntime(ctx context.Context, m *gpuInstanceModel) {
+	if m.Cloud.ValueString() == "local" || !m.InstallRuntime.ValueBool() {
+		return
+	}
+	conn, ok := r.data.nodes.get(m.ID.ValueString())
+	if !ok || conn.transport == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := bootstrap.Uninstall(ctx, conn.transport, r.data.installOptions(m, nil, m.Token.ValueString())); err != nil {
+		tflog.Warn(ctx, "could not remove the runtime before deleting the instance", map[string]any{"id": m.ID.ValueString(), "error": err.Error()})
+	}
+}

@@ -17,8 +17,13 @@ var testAccProtoV6ProviderFactories = map[string]func() (tfprotov6.ProviderServe
 	"hadron": providerserver.NewProtocol6WithError(New("test")()),
 }
 
-// testHadrond is the hadrond binary built once for the acceptance tests.
-var testHadrond string
+// testHadrond is the hadrond binary built once for the acceptance tests;
+// testHadrondNext is the same runtime stamped with a newer version, to test
+// upgrades.
+var testHadrond, testHadrondNext string
+
+// nextRuntimeVersion is testHadrondNext's version.
+const nextRuntimeVersion = "0.1.1-next"
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "hadron-provider-test")
@@ -27,6 +32,11 @@ func TestMain(m *testing.M) {
 	}
 	testHadrond = filepath.Join(dir, "hadrond")
 	if out, err := exec.Command("go", "build", "-o", testHadrond, "../runtime/cmd/hadrond").CombinedOutput(); err != nil {
+		panic(fmt.Sprintf("building hadrond: %v\n%s", err, out))
+	}
+	testHadrondNext = filepath.Join(dir, "hadrond-next")
+	ldflags := "-X github.com/hadron-ai/terraform-provider-hadron/internal/version.Version=" + nextRuntimeVersion
+	if out, err := exec.Command("go", "build", "-ldflags", ldflags, "-o", testHadrondNext, "../runtime/cmd/hadrond").CombinedOutput(); err != nil {
 		panic(fmt.Sprintf("building hadrond: %v\n%s", err, out))
 	}
 	code := m.Run()

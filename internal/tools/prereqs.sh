@@ -92,7 +92,7 @@ apt_install() {
 # Real data, models and peers the tests use: Fashion-MNIST, the ONNX backend
 # conformance tests, OpenSSH's sshd for bootstrap tests, and the ONNX checker.
 install_debs() {
-  apt_install dataset-fashion-mnist libonnx-testdata openssh-server openssh-client python3-onnx
+  apt_install dataset-fashion-mnist libonnx-testdata openssh-server openssh-client python3-onnx sudo
 }
 
 install_torch() {

@@ -15,11 +15,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -42,6 +44,9 @@ type Config struct {
 type Backend struct {
 	cfg    Config
 	client *http.Client
+
+	versionMu sync.Mutex
+	version   string
 }
 
 var _ cloud.Backend = (*Backend)(nil)
@@ -129,6 +134,11 @@ func (b *Backend) writeNode(dir string, n node, token string, port int) error {
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600); err != nil {
 		return fmt.Errorf("writing node token: %w", err)
 	}
+	return b.writeConfig(dir, port)
+}
+
+// writeConfig writes the agent's HCL config; port 0 lets it pick a port.
+func (b *Backend) writeConfig(dir string, port int) error {
 	var ort string
 	if b.cfg.ORTLibrary != "" {
 		ort = fmt.Sprintf("ort {\n  library = %q\n}\n", b.cfg.ORTLibrary)
@@ -420,4 +430,52 @@ func (b *Backend) SetTags(ctx context.Context, id string, tags map[string]string
 		return fmt.Errorf("writing local node %s: %w", id, err)
 	}
 	return nil
+}
+
+// RuntimeVersion is the version of the hadrond binary new and restarted
+// nodes run (`hadrond version`), read once.
+func (b *Backend) RuntimeVersion(ctx context.Context) (string, error) {
+	b.versionMu.Lock()
+	defer b.versionMu.Unlock()
+	if b.version != "" {
+		return b.version, nil
+	}
+	out, err := exec.CommandContext(ctx, b.cfg.RuntimePath, "version").Output()
+	if err != nil {
+		return "", fmt.Errorf("running %s version: %w", b.cfg.RuntimePath, err)
+	}
+	b.version = strings.TrimSpace(string(out))
+	return b.version, nil
+}
+
+// Restart stops a node's agent and starts it again with the current hadrond
+// binary (a runtime upgrade), on the same port so its endpoint stays the same.
+// The agent reloads its models and resumes unfinished jobs from its data
+// directory.
+func (b *Backend) Restart(ctx context.Context, id string) (*cloud.Instance, error) {
+	inst, err := b.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	dir := b.nodeDir(id)
+	port := 0
+	if u, err := url.Parse(inst.Endpoint); err == nil {
+		port, _ = strconv.Atoi(u.Port())
+	}
+	if pid, err := readPID(dir); err == nil && alive(pid, dir) {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		if !waitExit(ctx, pid, dir, 30*time.Second, b.cfg.PollInterval) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			waitExit(ctx, pid, dir, 5*time.Second, b.cfg.PollInterval)
+		}
+	}
+	os.Remove(filepath.Join(dir, "agent.addr"))
+	os.Remove(filepath.Join(dir, "agent.pid"))
+	if err := b.writeConfig(dir, port); err != nil {
+		return nil, err
+	}
+	if err := b.start(dir); err != nil {
+		return nil, err
+	}
+	return b.waitReady(ctx, id)
 }

@@ -147,3 +147,30 @@ func TestGetRejectsBadIDs(t *testing.T) {
 		}
 	}
 }
+
+func TestRestartKeepsEndpoint(t *testing.T) {
+	b := newBackend(t, hadrond)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	inst, err := b.Create(ctx, cloud.Spec{Name: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Delete(ctx, inst.ID)
+	oldPID, _ := readPID(b.nodeDir(inst.ID))
+	v, err := b.RuntimeVersion(ctx)
+	if err != nil || v == "" {
+		t.Fatalf("RuntimeVersion: %q, %v", v, err)
+	}
+	again, err := b.Restart(ctx, inst.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newPID, _ := readPID(b.nodeDir(inst.ID))
+	if newPID == oldPID || alive(oldPID, b.nodeDir(inst.ID)) {
+		t.Errorf("agent not restarted: pid %d -> %d", oldPID, newPID)
+	}
+	if again.Endpoint != inst.Endpoint || again.Token != inst.Token {
+		t.Errorf("restart moved the node: %s -> %s", inst.Endpoint, again.Endpoint)
+	}
+}
