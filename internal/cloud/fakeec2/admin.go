@@ -25,6 +25,8 @@ import (
 //	POST   /admin/public-ips                queue public IPs for the next instances, and optionally set the
 //	                                        one used once the queue is empty: {"ips": ["127.0.0.2"], "default": "127.0.0.3"}
 //	PUT    /admin/polls                     {"pending": N, "shutting_down": N}
+//	PUT    /admin/offerings/{region}        where types are offered: {"g5.xlarge": ["us-east-1b"]}; null restores the default
+//	PUT    /admin/spot-price-history        replace the spot price history ([]SpotPrice)
 //	GET    /admin/calls                     the call log ([]Call); with ?action=A&min=N&timeout=30s it
 //	                                        first waits until N calls of A were handled (408 on timeout)
 func (f *Fake) registerAdmin(mux *http.ServeMux) {
@@ -95,6 +97,22 @@ func (f *Fake) registerAdmin(mux *http.ServeMux) {
 			return
 		}
 		f.SetPolls(body.Pending, body.ShuttingDown)
+		writeJSON(w, http.StatusOK, body)
+	})
+	mux.HandleFunc("PUT /admin/offerings/{region}", func(w http.ResponseWriter, r *http.Request) {
+		var body map[string][]string
+		if !readJSON(w, r, &body) {
+			return
+		}
+		f.SetOfferings(r.PathValue("region"), body)
+		writeJSON(w, http.StatusOK, body)
+	})
+	mux.HandleFunc("PUT /admin/spot-price-history", func(w http.ResponseWriter, r *http.Request) {
+		var body []SpotPrice
+		if !readJSON(w, r, &body) {
+			return
+		}
+		f.SetSpotPriceHistory(body)
 		writeJSON(w, http.StatusOK, body)
 	})
 	mux.HandleFunc("GET /admin/calls", func(w http.ResponseWriter, r *http.Request) {

@@ -83,6 +83,10 @@ func handler(action string) handlerFunc {
 		return (*Fake).createTags
 	case "DeleteTags":
 		return (*Fake).deleteTags
+	case "DescribeInstanceTypeOfferings":
+		return (*Fake).describeInstanceTypeOfferings
+	case "DescribeSpotPriceHistory":
+		return (*Fake).describeSpotPriceHistory
 	}
 	return nil
 }

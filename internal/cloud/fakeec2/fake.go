@@ -33,6 +33,13 @@ type Config struct {
 	Zones map[string][]string
 	// Images are the AMIs DescribeImages knows; default DefaultImages().
 	Images []Image
+	// Offerings maps region -> instance type -> the zones where
+	// DescribeInstanceTypeOfferings says the type is offered. A region left
+	// out answers with DefaultOfferings (see SetOfferings).
+	Offerings map[string]map[string][]string
+	// SpotPriceHistory is what DescribeSpotPriceHistory answers from; empty
+	// by default (no spot price known).
+	SpotPriceHistory []SpotPrice
 	// PendingPolls is how many DescribeInstances answers show a new instance as
 	// pending before it is running (0: running at the first poll).
 	PendingPolls int
@@ -234,6 +241,8 @@ type Fake struct {
 	publicIPs []string
 	defaultIP string // public IP when the queue is empty; "" picks from 203.0.113.0/24
 	calls     []Call
+	offerings map[string]map[string][]string // region -> type -> zones; see Config.Offerings
+	spotHist  []SpotPrice
 	changed   chan struct{} // closed and replaced on every new call
 	release   chan struct{} // closed by Release
 }
@@ -277,6 +286,8 @@ func New(cfg Config) *Fake {
 		changed: make(chan struct{}),
 		release: make(chan struct{}),
 	}
+	f.offerings = cloneOfferings(cfg.Offerings)
+	f.spotHist = slices.Clone(cfg.SpotPriceHistory)
 	regions := make([]string, 0, len(cfg.Zones))
 	for r := range cfg.Zones {
 		regions = append(regions, r)
