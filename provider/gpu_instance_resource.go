@@ -247,15 +247,9 @@ func enumDescription(vals []string) string {
 }
 
 func (r *gpuInstanceResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
+	if d := providerDataFrom(req.ProviderData, &resp.Diagnostics); d != nil {
+		r.data = d
 	}
-	d, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.Append(unexpectedDataDiag(req.ProviderData))
-		return
-	}
-	r.data = d
 }
 
 // localUnsupported lists the attributes that make no sense for local nodes.

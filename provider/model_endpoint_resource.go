@@ -103,15 +103,9 @@ func (r *modelEndpointResource) Schema(ctx context.Context, _ resource.SchemaReq
 }
 
 func (r *modelEndpointResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
+	if d := providerDataFrom(req.ProviderData, &resp.Diagnostics); d != nil {
+		r.data = d
 	}
-	d, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.Append(unexpectedDataDiag(req.ProviderData))
-		return
-	}
-	r.data = d
 }
 
 func (r *modelEndpointResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {

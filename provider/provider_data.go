@@ -195,3 +195,18 @@ func (d *providerData) node(ctx context.Context, instanceID string) (*agentclien
 	}
 	return agentclient.New(inst.Endpoint, inst.Token), inst, nil
 }
+
+// providerDataFrom is what every resource's Configure does with the
+// provider's data: nil before the provider is configured, a diagnostic if it
+// is not ours.
+func providerDataFrom(pd any, diags *diag.Diagnostics) *providerData {
+	if pd == nil {
+		return nil
+	}
+	d, ok := pd.(*providerData)
+	if !ok {
+		diags.Append(unexpectedDataDiag(pd))
+		return nil
+	}
+	return d
+}

@@ -186,15 +186,9 @@ func (r *trainingJobResource) Schema(ctx context.Context, _ resource.SchemaReque
 }
 
 func (r *trainingJobResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
+	if d := providerDataFrom(req.ProviderData, &resp.Diagnostics); d != nil {
+		r.data = d
 	}
-	d, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.Append(unexpectedDataDiag(req.ProviderData))
-		return
-	}
-	r.data = d
 }
 
 // ValidateConfig checks the model spec at plan time (shapes, layer fields),
