@@ -22,6 +22,11 @@
 // next instances) are available both as methods and, for a fake running as a
 // separate process (cmd/fakeec2), as a JSON admin API under /admin/.
 //
+// DescribeInstanceTypeOfferings answers from Config.Offerings (or
+// SetOfferings) per region, by default from Hadron's embedded catalog (see
+// DefaultOfferings); DescribeSpotPriceHistory answers from
+// Config.SpotPriceHistory (SetSpotPriceHistory), empty by default.
+//
 // STS AssumeRole is served at the same URL (requests signed for service sts),
 // so that a backend configured to assume a role can be tested too.
 //

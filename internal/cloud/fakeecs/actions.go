@@ -26,6 +26,8 @@ func handlerFor(action string) handler {
 		return (*world).deleteInstance
 	case "DescribeAvailableResource":
 		return (*world).describeAvailableResource
+	case "DescribeSpotPriceHistory":
+		return (*world).describeSpotPriceHistory
 	case "DescribeImages":
 		return (*world).describeImages
 	case "DescribeVSwitches":
@@ -482,20 +484,30 @@ func (w *world) describeAvailableResource(p map[string]string) (map[string]any, 
 		}
 		var supported []map[string]any
 		anyStock := false
-		if typ != "" {
-			if w.runError(region, z, typ) == "InvalidInstanceType.NotSupported" {
+		types := []string{typ}
+		if typ == "" && p["DestinationResource"] == "InstanceType" {
+			types = w.typesIn(region, z) // every type the zone offers
+		}
+		for _, t := range types {
+			if t == "" {
+				continue
+			}
+			if w.runError(region, z, t) == "InvalidInstanceType.NotSupported" {
 				continue // the type is not offered in this zone at all
 			}
 			status, cat := "Available", "WithStock"
-			if !w.inStock(region, z, typ) {
+			if !w.inStock(region, z, t) {
 				status, cat = "SoldOut", "WithoutStock"
 			} else {
 				anyStock = true
 			}
-			supported = append(supported, map[string]any{"Value": typ, "Status": status, "StatusCategory": cat})
+			supported = append(supported, map[string]any{"Value": t, "Status": status, "StatusCategory": cat})
+		}
+		if typ != "" && len(supported) == 0 {
+			continue // the type is not offered in this zone at all
 		}
 		zcat := "WithStock"
-		if typ != "" && !anyStock {
+		if len(supported) > 0 && !anyStock {
 			zcat = "WithoutStock"
 		}
 		zones = append(zones, map[string]any{

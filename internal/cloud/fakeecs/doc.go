@@ -7,9 +7,15 @@
 // the SDK's real signing, parsing and error paths.
 //
 // Supported actions: RunInstances, DescribeInstances, DeleteInstance,
-// DescribeAvailableResource, DescribeImages, DescribeVSwitches,
-// CreateSecurityGroup, AuthorizeSecurityGroup, DeleteSecurityGroup,
-// ImportKeyPair, DeleteKeyPairs, TagResources and UntagResources.
+// DescribeAvailableResource, DescribeSpotPriceHistory, DescribeImages,
+// DescribeVSwitches, CreateSecurityGroup, AuthorizeSecurityGroup,
+// DeleteSecurityGroup, ImportKeyPair, DeleteKeyPairs, TagResources and
+// UntagResources.
+//
+// Which types a region offers where is set per region with SetOfferings
+// (Options.Offerings); the spot price history and its currency with
+// SetSpotPriceHistory (Options.SpotPriceHistory, Options.Currency: USD by
+// default, CNY for a China-site account).
 //
 // Instances move through Pending -> Starting -> Running when they are
 // described, and Stopping -> Deleted -> released after DeleteInstance, one

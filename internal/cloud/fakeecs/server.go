@@ -45,6 +45,13 @@ type Options struct {
 	// Instant creates instances Running and releases them at once on
 	// DeleteInstance, for clients with slow polling (the provider's defaults).
 	Instant bool
+	// Offerings maps region -> instance type -> the zones that offer it;
+	// see Server.SetOfferings for regions left out.
+	Offerings map[string]map[string][]string
+	// SpotPriceHistory is what DescribeSpotPriceHistory answers from, in
+	// Currency ("" means DefaultCurrency, USD; China-site accounts see CNY).
+	SpotPriceHistory []SpotPrice
+	Currency         string
 	// Now is the clock for timestamps and the signature's Timestamp check;
 	// nil means time.Now.
 	Now func() time.Time

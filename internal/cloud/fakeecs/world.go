@@ -2,6 +2,7 @@ package fakeecs
 
 import (
 	"fmt"
+	"slices"
 	"net/http"
 	"sort"
 	"strings"
@@ -116,6 +117,9 @@ type world struct {
 	injected  map[string][]string // action -> error codes to return next
 	hideNew   int
 	nextIPs   []string
+	offerings map[string]map[string][]string // region -> type -> zones; see SetOfferings
+	spotHist  []SpotPrice
+	currency  string
 
 	nonces                           map[string]bool
 	reqN, idN, ipN, privN, sgN, vswN int
@@ -136,6 +140,19 @@ func newWorld(opts Options) *world {
 		runErrors: map[stockKey]string{},
 		injected:  map[string][]string{},
 		nonces:    map[string]bool{},
+		offerings: map[string]map[string][]string{},
+		spotHist:  slices.Clone(opts.SpotPriceHistory),
+		currency:  opts.Currency,
+	}
+	if w.currency == "" {
+		w.currency = DefaultCurrency
+	}
+	for r, m := range opts.Offerings {
+		c := map[string][]string{}
+		for t, zs := range m {
+			c[t] = slices.Clone(zs)
+		}
+		w.offerings[r] = c
 	}
 	regions := make([]string, 0, len(w.zones))
 	for r := range w.zones {
@@ -250,6 +267,9 @@ func (w *world) inStock(region, zone, typ string) bool {
 }
 
 func (w *world) runError(region, zone, typ string) string {
+	if ok, _ := w.offered(region, zone, typ); !ok {
+		return "InvalidInstanceType.NotSupported"
+	}
 	for _, k := range []stockKey{{region, zone, typ}, {region, zone, ""}, {region, "", typ}} {
 		if c, ok := w.runErrors[k]; ok {
 			return c
