@@ -96,7 +96,7 @@ func TestSpotPrices(t *testing.T) {
 		{InstanceType: gpuType, Zone: zoneJ, Price: 0.2, OriginPrice: 1.33, Timestamp: now.Add(-5 * time.Hour)}, // too old
 		{InstanceType: gpuType2, Zone: zoneI, Price: 0.8, Timestamp: now.Add(-time.Hour)},
 		{InstanceType: "ecs.gn7e-c16g1.4xlarge", Zone: zoneI, Price: 2, Timestamp: now.Add(-time.Hour)}, // not asked
-		{InstanceType: gpuType, Zone: "cn-shanghai-e", Price: 0.3, Timestamp: now.Add(-time.Hour)},        // another region
+		{InstanceType: gpuType, Zone: "cn-shanghai-e", Price: 0.3, Timestamp: now.Add(-time.Hour)},      // another region
 	}
 	tests := []struct {
 		name     string

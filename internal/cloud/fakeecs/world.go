@@ -2,8 +2,8 @@ package fakeecs
 
 import (
 	"fmt"
-	"slices"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
