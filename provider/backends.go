@@ -3,7 +3,11 @@ package provider
 import (
 	"context"
 	"fmt"
+	"time"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+
+	"github.com/hadron-ai/terraform-provider-hadron/internal/catalog"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud/aliyun"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud/aws"
@@ -72,4 +76,90 @@ func (d *providerData) backendIn(ctx context.Context, name, region string) (clou
 		return ab.WithRegion(region), nil
 	}
 	return b, nil
+}
+
+// liveCatalogTimeout bounds one region's live catalog lookups at plan time.
+const liveCatalogTimeout = 10 * time.Second
+
+// liveCredentials reports whether Hadron may ask a cloud about its offers
+// now: its provider block is present, or its standard environment
+// credentials are.
+func (d *providerData) liveCredentials(name string) bool {
+	switch name {
+	case "aws":
+		return d.aws != nil || (d.getenv("AWS_ACCESS_KEY_ID") != "" && d.getenv("AWS_SECRET_ACCESS_KEY") != "") ||
+			d.getenv("AWS_PROFILE") != "" || d.getenv("AWS_WEB_IDENTITY_TOKEN_FILE") != ""
+	case "aliyun":
+		return d.aliyun != nil || (d.getenv(aliyun.EnvAccessKeyID) != "" && d.getenv(aliyun.EnvAccessKeySecret) != "") ||
+			d.getenv(aliyun.EnvProfile) != "" || d.getenv(aliyun.EnvECSRAMRole) != ""
+	}
+	return false
+}
+
+// offerCatalog returns the GPU catalog for a lookup in clouds and regions
+// (empty: all), refined with live zones and spot prices for the clouds that
+// have credentials, with diagnostics for what the live lookups could not
+// tell. Without credentials it is the embedded catalog, and no call is made.
+func (d *providerData) offerCatalog(ctx context.Context, clouds, regions []string) (*catalog.Catalog, diag.Diagnostics) {
+	d.refinerOnce.Do(func() {
+		live := map[string]catalog.Live{}
+		for _, name := range []string{"aws", "aliyun"} {
+			if d.liveCredentials(name) {
+				live[name] = liveCloud{d: d, name: name}
+			}
+		}
+		if len(live) > 0 && d.catalog != nil {
+			d.refiner = catalog.NewRefiner(d.catalog, live, catalog.RefinerOptions{Timeout: liveCatalogTimeout})
+		}
+	})
+	if d.refiner == nil {
+		return d.catalog, nil
+	}
+	var liveClouds []string
+	for _, c := range clouds {
+		if d.liveCredentials(c) {
+			liveClouds = append(liveClouds, c)
+		}
+	}
+	if len(clouds) > 0 && len(liveClouds) == 0 {
+		return d.catalog, nil
+	}
+	cat := d.refiner.Catalog(ctx, liveClouds, regions)
+	return cat, catalogWarnings(cat)
+}
+
+// liveCloud is a cloud's catalog.Live reached through the provider's
+// backend, built on first use (a backend that cannot be built fails the
+// lookup, which leaves the embedded data in place with a warning).
+type liveCloud struct {
+	d    *providerData
+	name string
+}
+
+func (l liveCloud) live(ctx context.Context) (catalog.Live, error) {
+	b, err := l.d.backend(ctx, l.name)
+	if err != nil {
+		return nil, fmt.Errorf("configuring the %s backend: %w", l.name, err)
+	}
+	lv, ok := b.(catalog.Live)
+	if !ok {
+		return nil, fmt.Errorf("%s backend: %w", l.name, catalog.ErrLiveUnsupported)
+	}
+	return lv, nil
+}
+
+func (l liveCloud) Offerings(ctx context.Context, region string, instanceTypes []string) (map[string][]string, error) {
+	lv, err := l.live(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return lv.Offerings(ctx, region, instanceTypes)
+}
+
+func (l liveCloud) SpotPrices(ctx context.Context, region string, instanceTypes []string) ([]catalog.SpotPrice, error) {
+	lv, err := l.live(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return lv.SpotPrices(ctx, region, instanceTypes)
 }

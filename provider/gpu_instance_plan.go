@@ -213,7 +213,27 @@ func (d *providerData) resolveCandidates(ctx context.Context, m *gpuInstanceMode
 			return out, diags
 		}
 	}
-	cands, err := d.catalog.Candidates(catalog.Request{Filter: filter, Placements: placements})
+	// Live zones and spot prices, where the clouds in question have
+	// credentials, for the clouds and regions the request can reach. Live
+	// data changes zones and spot prices but never adds a type, so a request the
+	// embedded catalog cannot meet even without a price cap fails here
+	// without a call.
+	cat := d.catalog
+	loose := filter
+	loose.MaxHourlyPrice = 0
+	if _, err := cat.Candidates(catalog.Request{Filter: loose, Placements: placements}); err == nil {
+		clouds, regions := filter.Clouds, filter.Regions
+		if len(placements) > 0 {
+			clouds, regions = nil, nil
+			for _, p := range placements {
+				clouds, regions = append(clouds, p.Cloud), append(regions, p.Region)
+			}
+		}
+		var dd diag.Diagnostics
+		cat, dd = d.offerCatalog(ctx, clouds, regions)
+		diags.Append(dd...)
+	}
+	cands, err := cat.Candidates(catalog.Request{Filter: filter, Placements: placements})
 	if err != nil {
 		p := path.Root("gpu").AtName("model")
 		switch {

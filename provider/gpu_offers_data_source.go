@@ -79,7 +79,10 @@ func (d *gpuOffersDataSource) Schema(_ context.Context, _ datasource.SchemaReque
 			"Hadron's GPU catalog (embedded list prices, see `prices_as_of`). An offer is one instance type in one region " +
 			"on one market (on-demand or spot). Use it to see what a `hadron_gpu_instance` with the same `gpu`, `clouds`, " +
 			"`regions` and `max_hourly_price` would choose, or to feed an exact placement into one. When no offer passes " +
-			"every filter, reading fails and the error names the filter that removed the last offers.",
+			"every filter, reading fails and the error names the filter that removed the last offers. When a cloud has " +
+			"credentials (its provider block, or its standard environment credentials), the zones that offer each type " +
+			"now and current spot prices are looked up live for the regions in question (at most 10 seconds a region, " +
+			"once per run); a lookup that fails leaves the embedded data in place with a warning.",
 		Attributes: map[string]schema.Attribute{
 			"gpu": schema.StringAttribute{Optional: true,
 				Validators: []validator.String{gpuRequirementValidator{}},
@@ -163,12 +166,11 @@ func (d *gpuOffersDataSource) Read(ctx context.Context, req datasource.ReadReque
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	cat, err := d.catalog()
-	if err != nil {
-		resp.Diagnostics.Append(errorDiag("Catalog Not Readable", "The provider's embedded GPU catalog could not be read; this is a bug.", err))
+	cat, diags := d.catalog(ctx, filter)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
 		return
 	}
-	resp.Diagnostics.Append(catalogWarnings(cat)...)
 	offers, err := cat.Query(filter)
 	if err != nil {
 		resp.Diagnostics.Append(noOfferDiag(err))
@@ -183,13 +185,20 @@ func (d *gpuOffersDataSource) Read(ctx context.Context, req datasource.ReadReque
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
 
-// catalog is the provider's catalog, or the embedded one before the
-// provider is configured.
-func (d *gpuOffersDataSource) catalog() (*catalog.Catalog, error) {
+// catalog is the provider's catalog for the filter's clouds and regions,
+// refined with live data where the clouds have credentials, or the embedded
+// one before the provider is configured.
+func (d *gpuOffersDataSource) catalog(ctx context.Context, f catalog.Filter) (*catalog.Catalog, diag.Diagnostics) {
 	if d.data != nil && d.data.catalog != nil {
-		return d.data.catalog, nil
+		return d.data.offerCatalog(ctx, f.Clouds, f.Regions)
 	}
-	return catalog.Embedded()
+	cat, err := catalog.Embedded()
+	if err != nil {
+		var diags diag.Diagnostics
+		diags.Append(errorDiag("Catalog Not Readable", "The provider's embedded GPU catalog could not be read; this is a bug.", err))
+		return nil, diags
+	}
+	return cat, nil
 }
 
 // catalogWarnings reports what went wrong while refining the catalog with

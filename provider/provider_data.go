@@ -27,8 +27,13 @@ type providerData struct {
 	aws     *awsBlockModel
 	aliyun  *aliyunBlockModel
 	catalog *catalog.Catalog
-	budget  *budgetTracker
-	getenv  func(string) string
+	// refiner merges live zones and spot prices over catalog for the clouds
+	// with credentials; built on first use by offerCatalog, nil when no
+	// cloud has credentials.
+	refinerOnce sync.Once
+	refiner     *catalog.Refiner
+	budget      *budgetTracker
+	getenv      func(string) string
 
 	mu       sync.Mutex
 	backends map[string]cloud.Backend
