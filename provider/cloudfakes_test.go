@@ -142,8 +142,10 @@ func newCLIRun(t *testing.T, config string) *cliRun {
 		t.Fatalf("building the provider: %v\n%s", err, out)
 	}
 	rc := filepath.Join(tmp, "terraformrc")
-	rcText := fmt.Sprintf("provider_installation {\n  dev_overrides {\n    %q = %q\n  }\n  direct {}\n}\n",
-		"registry.terraform.io/hadron-ai/hadron", pluginDir)
+	// Both registries' addresses: terraform resolves "hadron-ai/hadron" on
+	// registry.terraform.io, tofu on registry.opentofu.org.
+	rcText := fmt.Sprintf("provider_installation {\n  dev_overrides {\n    %q = %q\n    %q = %q\n  }\n  direct {}\n}\n",
+		"registry.terraform.io/hadron-ai/hadron", pluginDir, "registry.opentofu.org/hadron-ai/hadron", pluginDir)
 	if err := os.WriteFile(rc, []byte(rcText), 0o600); err != nil {
 		t.Fatal(err)
 	}

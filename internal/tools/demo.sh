@@ -14,6 +14,7 @@ cat > "$tfrc" <<EOT
 provider_installation {
   dev_overrides {
     "registry.terraform.io/hadron-ai/hadron" = "$install_dir"
+    "registry.opentofu.org/hadron-ai/hadron" = "$install_dir"
   }
   direct {}
 }

@@ -14,6 +14,7 @@ cat > "$tmp/tfrc" <<EOT
 provider_installation {
   dev_overrides {
     "registry.terraform.io/hadron-ai/hadron" = "$tmp/bin"
+    "registry.opentofu.org/hadron-ai/hadron" = "$tmp/bin"
   }
   direct {}
 }
@@ -30,7 +31,7 @@ TF_CLI_CONFIG_FILE="$tmp/tfrc" "$tf" -chdir="$tmp/cfg" providers schema -json > 
   cat "$tmp/schema.err" >&2; exit 1; }
 
 # tfplugindocs looks the schema up by short name.
-sed -i 's#"registry.terraform.io/hadron-ai/hadron"#"hadron"#' "$tmp/schema.json"
+sed -i -E 's#"registry\.(terraform\.io|opentofu\.org)/hadron-ai/hadron"#"hadron"#' "$tmp/schema.json"
 
 dir=$root
 if [ "${1:-}" = check ]; then
