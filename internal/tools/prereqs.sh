@@ -102,7 +102,11 @@ install_torch() {
 print_env() {
   local tfrc="$cache/terraformrc"
   [ -f "$tfrc" ] || printf '# Hadron test CLI configuration (intentionally empty).\n' > "$tfrc"
-  echo "TF_ACC_TERRAFORM_PATH=$(terraform_path)"
+  local tf; tf=$(terraform_path)
+  echo "TF_ACC_TERRAFORM_PATH=$tf"
+  # OpenTofu resolves providers on its own registry: the acceptance harness
+  # must name the provider there too.
+  case "$(basename "$tf")" in tofu*) echo "TF_ACC_PROVIDER_HOST=registry.opentofu.org" ;; esac
   echo "TF_CLI_CONFIG_FILE=$tfrc"
   echo "HADRON_ORT_LIBRARY=$(ort_dir x64)/libonnxruntime.so.1"
   echo "HADRON_ORT_LIBRARY_ARM64=$(ort_dir arm64)/libonnxruntime.so.1"
