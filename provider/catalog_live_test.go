@@ -97,7 +97,11 @@ func TestAccGPUInstance_liveOfferings(t *testing.T) {
 					resource.TestCheckResourceAttr(addr, "zone", "us-east-1b"),
 					resource.TestCheckResourceAttr(addr, "candidates.#", "1"),
 					func(s *terraform.State) error {
-						return checkEC2Landed(srv, s.RootModule().Resources[addr].Primary.ID, "us-east-1b")
+						id := s.RootModule().Resources[addr].Primary.ID
+						if in, ok := srv.Instance(id); !ok || in.Zone != "us-east-1b" || in.InstanceType != "g5.xlarge" {
+							return fmt.Errorf("instance %s in the fake = %+v, want g5.xlarge in us-east-1b", id, in)
+						}
+						return nil
 					},
 					resource.TestCheckResourceAttr(offers, "offers.#", "1"),
 					resource.TestCheckResourceAttr(offers, "cheapest.instance_type", "g5.xlarge"),
