@@ -235,6 +235,8 @@ func (s *Server) KeyPairs() []KeyPair {
 //	POST /_fake/run-errors                 {"zone", "instance_type", "code"}
 //	POST /_fake/errors                     {"action", "code", "count"}
 //	POST /_fake/hide-new-instances         {"count"}
+//	POST /_fake/offerings                  {"region", "offerings": {"type": ["zone", ...]}} (null offerings: default)
+//	POST /_fake/spot-price-history         {"currency", "history": [SpotPrice, ...]}
 //	GET  /_fake/security-groups, /_fake/key-pairs, /_fake/vswitches
 //	GET  /_fake/calls[?action=RunInstances]
 //	GET  /_fake/wait?action=RunInstances&count=1&timeout=30s
@@ -300,6 +302,26 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		err := decode(&body)
 		if err == nil {
 			s.FailRunInstances(body.Zone, body.InstanceType, body.Code)
+		}
+		reply(nil, err)
+	case r.Method == http.MethodPost && path == "/_fake/offerings":
+		var body struct {
+			Region    string              `json:"region"`
+			Offerings map[string][]string `json:"offerings"`
+		}
+		err := decode(&body)
+		if err == nil {
+			s.SetOfferings(body.Region, body.Offerings)
+		}
+		reply(nil, err)
+	case r.Method == http.MethodPost && path == "/_fake/spot-price-history":
+		var body struct {
+			Currency string      `json:"currency"`
+			History  []SpotPrice `json:"history"`
+		}
+		err := decode(&body)
+		if err == nil {
+			s.SetSpotPriceHistory(body.Currency, body.History)
 		}
 		reply(nil, err)
 	case r.Method == http.MethodPost && path == "/_fake/errors":

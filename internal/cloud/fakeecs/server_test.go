@@ -247,6 +247,8 @@ func TestAdminAPI(t *testing.T) {
 		"/_fake/errors":             `{"action":"RunInstances","code":"Throttling.User","count":1}`,
 		"/_fake/hide-new-instances": `{"count":0}`,
 		"/_fake/public-ips":         `{"ips":["127.0.0.3"]}`,
+		"/_fake/offerings":          `{"region":"ap-southeast-1","offerings":{"ecs.gn7i-c8g1.2xlarge":["ap-southeast-1a"]}}`,
+		"/_fake/spot-price-history": `{"currency":"CNY","history":[{"instance_type":"ecs.gn7i-c8g1.2xlarge","zone":"ap-southeast-1a","price":3.1,"timestamp":"2026-01-01T00:00:00Z"}]}`,
 	} {
 		if status := post(path, body); status != http.StatusOK {
 			t.Errorf("POST %s = %d, want 200", path, status)
