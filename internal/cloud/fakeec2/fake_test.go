@@ -351,6 +351,27 @@ func TestAdminAPI(t *testing.T) {
 	if do("GET", "/admin/subnets", "", &subnets); len(subnets) != 10 {
 		t.Errorf("subnets = %d, want one per default zone (10)", len(subnets))
 	}
+
+	if st := do("PUT", "/admin/offerings/us-east-1", `{"g5.xlarge": ["us-east-1f"]}`, nil); st != 200 {
+		t.Fatalf("PUT /admin/offerings = %d", st)
+	}
+	offs, err := c.DescribeInstanceTypeOfferings(ctx, &ec2.DescribeInstanceTypeOfferingsInput{LocationType: types.LocationTypeAvailabilityZone})
+	if err != nil {
+		t.Fatalf("DescribeInstanceTypeOfferings: %v", err)
+	}
+	if o := offs.InstanceTypeOfferings; len(o) != 1 || o[0].InstanceType != "g5.xlarge" || awssdk.ToString(o[0].Location) != "us-east-1f" {
+		t.Errorf("offerings = %+v, want g5.xlarge in us-east-1f only", o)
+	}
+	if st := do("PUT", "/admin/spot-price-history", `[{"instance_type": "g5.xlarge", "zone": "us-east-1f", "price": 0.5, "timestamp": "2026-01-01T00:00:00Z"}]`, nil); st != 200 {
+		t.Fatalf("PUT /admin/spot-price-history = %d", st)
+	}
+	hist, err := c.DescribeSpotPriceHistory(ctx, &ec2.DescribeSpotPriceHistoryInput{})
+	if err != nil {
+		t.Fatalf("DescribeSpotPriceHistory: %v", err)
+	}
+	if h := hist.SpotPriceHistory; len(h) != 1 || awssdk.ToString(h[0].SpotPrice) != "0.500000" || h[0].ProductDescription != "Linux/UNIX" {
+		t.Errorf("spot price history = %+v, want one Linux/UNIX entry at 0.500000", h)
+	}
 }
 
 func TestStartRefusesNonLoopback(t *testing.T) {
