@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
@@ -84,57 +85,31 @@ func (b *Backend) Offerings(ctx context.Context, region string, instanceTypes []
 
 // SpotPrices returns the latest spot price (vpc, linux) of each instance
 // type in each zone of region, from DescribeSpotPriceHistory (one call per
-// type, as the API requires). Prices in another currency than USD are not
-// converted: the call fails with ErrNotUSD.
+// type, as the API requires; liveConcurrency at once). Prices in another
+// currency than USD are not converted: the call fails with ErrNotUSD.
 func (b *Backend) SpotPrices(ctx context.Context, region string, instanceTypes []string) ([]catalog.SpotPrice, error) {
 	lb := b.live()
-	c, err := lb.client(ctx, region)
-	if err != nil {
-		return nil, err
-	}
 	start := time.Now().UTC().Add(-spotHistoryWindow).Format("2006-01-02T15:04:05Z")
+	results := make([][]catalog.SpotPrice, len(instanceTypes))
+	errs := make([]error, len(instanceTypes))
+	sem := make(chan struct{}, liveConcurrency)
+	var wg sync.WaitGroup
+	for i, typ := range instanceTypes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			results[i], errs[i] = lb.spotPrices(ctx, region, typ, start)
+		}()
+	}
+	wg.Wait()
 	var out []catalog.SpotPrice
-	for _, typ := range instanceTypes {
-		type latest struct {
-			at    string // yyyy-MM-ddTHH:mm:ssZ sorts as time
-			price float64
+	for i := range instanceTypes {
+		if errs[i] != nil {
+			return nil, errs[i]
 		}
-		byZone := map[string]latest{}
-		for offset := 0; ; {
-			resp, err := call(ctx, lb, "DescribeSpotPriceHistory", func() (*ecs.DescribeSpotPriceHistoryResponse, error) {
-				req := ecs.CreateDescribeSpotPriceHistoryRequest()
-				req.RegionId = region
-				req.InstanceType = typ
-				req.NetworkType = "vpc"
-				req.OSType = "linux"
-				req.StartTime = start
-				if offset > 0 {
-					req.Offset = requests.NewInteger(offset)
-				}
-				return c.DescribeSpotPriceHistory(req)
-			})
-			if err != nil {
-				return nil, fmt.Errorf("describing spot price history of %s in %s: %w", typ, region, err)
-			}
-			if cur := resp.Currency; cur != "" && cur != "USD" {
-				return nil, fmt.Errorf("spot prices in %s are in %s (a China-site account), kept the catalog's USD estimates: %w", region, cur, ErrNotUSD)
-			}
-			for _, sp := range resp.SpotPrices.SpotPriceType {
-				if sp.ZoneId == "" || sp.SpotPrice <= 0 {
-					continue
-				}
-				if old, ok := byZone[sp.ZoneId]; !ok || sp.Timestamp > old.at {
-					byZone[sp.ZoneId] = latest{at: sp.Timestamp, price: sp.SpotPrice}
-				}
-			}
-			if resp.NextOffset <= offset {
-				break
-			}
-			offset = resp.NextOffset
-		}
-		for z, l := range byZone {
-			out = append(out, catalog.SpotPrice{InstanceType: typ, Zone: z, Price: l.price})
-		}
+		out = append(out, results[i]...)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].InstanceType != out[j].InstanceType {
@@ -142,6 +117,61 @@ func (b *Backend) SpotPrices(ctx context.Context, region string, instanceTypes [
 		}
 		return out[i].Zone < out[j].Zone
 	})
+	return out, nil
+}
+
+// liveConcurrency bounds the DescribeSpotPriceHistory calls of one region
+// in flight at once.
+const liveConcurrency = 4
+
+// spotPrices returns the latest price of one type in each zone of region
+// since start, reading every page.
+func (b *Backend) spotPrices(ctx context.Context, region, typ, start string) ([]catalog.SpotPrice, error) {
+	c, err := b.client(ctx, region)
+	if err != nil {
+		return nil, err
+	}
+	type latest struct {
+		at    string // yyyy-MM-ddTHH:mm:ssZ sorts as time
+		price float64
+	}
+	byZone := map[string]latest{}
+	for offset := 0; ; {
+		resp, err := call(ctx, b, "DescribeSpotPriceHistory", func() (*ecs.DescribeSpotPriceHistoryResponse, error) {
+			req := ecs.CreateDescribeSpotPriceHistoryRequest()
+			req.RegionId = region
+			req.InstanceType = typ
+			req.NetworkType = "vpc"
+			req.OSType = "linux"
+			req.StartTime = start
+			if offset > 0 {
+				req.Offset = requests.NewInteger(offset)
+			}
+			return c.DescribeSpotPriceHistory(req)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("describing spot price history of %s in %s: %w", typ, region, err)
+		}
+		if cur := resp.Currency; cur != "" && cur != "USD" {
+			return nil, fmt.Errorf("spot prices in %s are in %s (a China-site account), kept the catalog's USD estimates: %w", region, cur, ErrNotUSD)
+		}
+		for _, sp := range resp.SpotPrices.SpotPriceType {
+			if sp.ZoneId == "" || sp.SpotPrice <= 0 {
+				continue
+			}
+			if old, ok := byZone[sp.ZoneId]; !ok || sp.Timestamp > old.at {
+				byZone[sp.ZoneId] = latest{at: sp.Timestamp, price: sp.SpotPrice}
+			}
+		}
+		if resp.NextOffset <= offset {
+			break
+		}
+		offset = resp.NextOffset
+	}
+	out := make([]catalog.SpotPrice, 0, len(byZone))
+	for z, l := range byZone {
+		out = append(out, catalog.SpotPrice{InstanceType: typ, Zone: z, Price: l.price})
+	}
 	return out, nil
 }
 

@@ -166,3 +166,27 @@ func TestRefinerOverECS(t *testing.T) {
 		t.Errorf("spot offer = zones %v, price %v, live %v; want [%s], 0.4321, true", o.Zones, o.HourlyPrice, o.Live, zoneI)
 	}
 }
+
+// TestSpotPricesPages puts a zone's only price on the fake's second page
+// (it answers 100 entries a page, newest first).
+func TestSpotPricesPages(t *testing.T) {
+	srv, b := newTestBackend(t)
+	now := time.Now().UTC().Truncate(time.Second)
+	var history []fakeecs.SpotPrice
+	for i := range 120 {
+		history = append(history, fakeecs.SpotPrice{InstanceType: gpuType, Zone: zoneH, Price: 0.5 + float64(i)/1000, Timestamp: now.Add(-time.Duration(i+1) * time.Minute)})
+	}
+	history = append(history, fakeecs.SpotPrice{InstanceType: gpuType, Zone: zoneI, Price: 0.45, Timestamp: now.Add(-150 * time.Minute)})
+	srv.SetSpotPriceHistory("USD", history)
+	got, err := b.SpotPrices(ctxT(t), "cn-hangzhou", []string{gpuType})
+	if err != nil {
+		t.Fatalf("SpotPrices: %v", err)
+	}
+	want := []catalog.SpotPrice{{InstanceType: gpuType, Zone: zoneH, Price: 0.5}, {InstanceType: gpuType, Zone: zoneI, Price: 0.45}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("SpotPrices = %v, want %v", got, want)
+	}
+	if n := srv.CallCount("DescribeSpotPriceHistory"); n != 2 {
+		t.Errorf("DescribeSpotPriceHistory calls = %d, want 2 (two pages)", n)
+	}
+}
