@@ -17,6 +17,14 @@
 // instances in other regions by "REGION/i-...". Hadron-managed security
 // groups and key pairs are recorded as instance tags and removed by Delete.
 //
+// Backend implements catalog.Live for plan-time refinement of the GPU
+// catalog: Offerings from one DescribeAvailableResource call per region (the
+// zones with stock of each type, pay-as-you-go), SpotPrices from
+// DescribeSpotPriceHistory (the latest vpc/linux price per type and zone).
+// Prices are in the account's currency; Hadron does not convert them, so on
+// a China-site account (CNY) SpotPrices fails with ErrNotUSD and the plan
+// keeps the catalog's estimates with a warning.
+//
 // Tests run against the wire-level fake in internal/cloud/fakeecs through the
 // real SDK.
 package aliyun

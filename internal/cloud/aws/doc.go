@@ -19,6 +19,10 @@
 //     a managed security group (SSH and the runtime port from the allowed CIDRs
 //     only) and a managed key pair are created when none are given and deleted
 //     with the instance.
+//   - Backend implements catalog.Live for plan-time refinement of the GPU
+//     catalog: Offerings from DescribeInstanceTypeOfferings (availability
+//     zones), SpotPrices from DescribeSpotPriceHistory (the latest Linux/UNIX
+//     price per type and zone); these lookups try twice at most.
 package aws
 
 // Tests point a backend at the wire-level fake in internal/cloud/fakeec2:
