@@ -17,6 +17,7 @@ import (
 
 	"github.com/hadron-ai/terraform-provider-hadron/internal/catalog"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud/fakeec2"
+	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud/fakeecs"
 )
 
 // liveAddr is the resource liveA10GConfig declares.
@@ -264,5 +265,43 @@ func TestLiveCredentials(t *testing.T) {
 				t.Errorf("liveCredentials(%s) = %v, want %v", tt.cloud, got, tt.wanted)
 			}
 		})
+	}
+}
+
+// TestOfferCatalogAliyun: Alibaba Cloud's live zones narrow the candidates;
+// spot prices in CNY (a China-site account) are not converted, so the plan
+// keeps the estimates and says why.
+func TestOfferCatalogAliyun(t *testing.T) {
+	srv := fakeecs.Start(fakeecs.Options{})
+	t.Cleanup(srv.Close)
+	const typ = "ecs.gn7i-c8g1.2xlarge"
+	srv.SetOfferings("cn-hangzhou", map[string][]string{typ: {"cn-hangzhou-j"}})
+	srv.SetSpotPriceHistory("CNY", []fakeecs.SpotPrice{{InstanceType: typ, Zone: "cn-hangzhou-j", Price: 3.1, Timestamp: time.Now().Add(-time.Minute)}})
+	d, diags := newProviderData(providerModel{Aliyun: &aliyunBlockModel{Region: types.StringValue("cn-hangzhou"),
+		AccessKey: types.StringValue(fakeecs.TestAccessKeyID), SecretKey: types.StringValue(fakeecs.TestAccessKeySecret),
+		Endpoint: types.StringValue(srv.URL)}}, "test", func(string) string { return "" })
+	if diags.HasError() {
+		t.Fatalf("newProviderData: %v", diags)
+	}
+	m := &gpuInstanceModel{Name: types.StringValue("x"), Cloud: types.StringValue("aliyun"), Region: types.StringValue("cn-hangzhou"),
+		Spot: types.BoolValue(true), GPU: &gpuBlockModel{Model: types.StringValue("A10"), Count: types.Int64Value(1)}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cands, diags := d.resolveCandidates(ctx, m)
+	if diags.HasError() {
+		t.Fatalf("resolveCandidates: %v", diags)
+	}
+	if len(cands) != 1 || cands[0].Zone != "cn-hangzhou-j" || cands[0].InstanceType != typ || !cands[0].Spot {
+		t.Errorf("candidates = %+v, want one: %s spot in cn-hangzhou-j", cands, typ)
+	}
+	cat, err := catalog.Embedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if est, _ := cat.Price("aliyun", "cn-hangzhou", typ, true); len(cands) == 1 && cands[0].HourlyPrice != est {
+		t.Errorf("spot price = %v, want the catalog's estimate %v (CNY is not converted)", cands[0].HourlyPrice, est)
+	}
+	if w := warningDetails(diags); !strings.Contains(w, "live spot price lookup failed") || !strings.Contains(w, "CNY") {
+		t.Errorf("warnings = %q, want one saying the spot prices are in CNY", w)
 	}
 }

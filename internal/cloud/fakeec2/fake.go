@@ -323,6 +323,9 @@ type Server struct {
 	URL string
 	srv *http.Server
 	ln  net.Listener
+
+	connMu sync.Mutex
+	fresh  map[net.Conn]bool // connections that have not sent a request yet
 }
 
 // Start serves a new Fake on 127.0.0.1 at a free port (addr "" ) or at addr,
@@ -343,15 +346,33 @@ func Start(cfg Config, addr string) (*Server, error) {
 		return nil, fmt.Errorf("listening on %s: %w", addr, err)
 	}
 	f := New(cfg)
-	s := &Server{Fake: f, URL: "http://" + ln.Addr().String(), ln: ln,
-		srv: &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}}
+	s := &Server{Fake: f, URL: "http://" + ln.Addr().String(), ln: ln, fresh: map[net.Conn]bool{}}
+	s.srv = &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second, ConnState: s.trackConn}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
 }
 
-// Close stops the server, releasing any held RunInstances responses.
+// trackConn remembers connections a client opened but has not used yet
+// (an HTTP client racing two requests often dials a spare one).
+func (s *Server) trackConn(c net.Conn, state http.ConnState) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if state == http.StateNew {
+		s.fresh[c] = true
+	} else {
+		delete(s.fresh, c)
+	}
+}
+
+// Close stops the server, releasing any held RunInstances responses. Unused
+// connections are closed at once (Shutdown alone waits 5s for them).
 func (s *Server) Close() error {
 	s.Release()
+	s.connMu.Lock()
+	for c := range s.fresh {
+		_ = c.Close()
+	}
+	s.connMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil {
