@@ -97,22 +97,31 @@ func (d *providerData) liveCredentials(name string) bool {
 }
 
 // offerCatalog returns the GPU catalog for a lookup in clouds and regions
-// (empty: all), refined with live zones and spot prices for the clouds that
-// have credentials, with diagnostics for what the live lookups could not
-// tell. Without credentials it is the embedded catalog, and no call is made.
-func (d *providerData) offerCatalog(ctx context.Context, clouds, regions []string) (*catalog.Catalog, diag.Diagnostics) {
-	d.refinerOnce.Do(func() {
+// (empty: all), refined with live zones (and, with spotPrices, live spot
+// prices) for the clouds that have credentials, with diagnostics for what
+// the live lookups could not tell. Without credentials it is the embedded
+// catalog, and no call is made.
+//
+// Instance plans use live zones only: Terraform plans a create again at
+// apply time, in a new provider process, and a spot price that moved in
+// between would make the pinned candidates disagree with the saved plan.
+func (d *providerData) offerCatalog(ctx context.Context, clouds, regions []string, spotPrices bool) (*catalog.Catalog, diag.Diagnostics) {
+	once, refiner := &d.zoneRefinerOnce, &d.zoneRefiner
+	if spotPrices {
+		once, refiner = &d.refinerOnce, &d.refiner
+	}
+	once.Do(func() {
 		live := map[string]catalog.Live{}
 		for _, name := range []string{"aws", "aliyun"} {
 			if d.liveCredentials(name) {
-				live[name] = liveCloud{d: d, name: name}
+				live[name] = liveCloud{d: d, name: name, zonesOnly: !spotPrices}
 			}
 		}
 		if len(live) > 0 && d.catalog != nil {
-			d.refiner = catalog.NewRefiner(d.catalog, live, catalog.RefinerOptions{Timeout: liveCatalogTimeout})
+			*refiner = catalog.NewRefiner(d.catalog, live, catalog.RefinerOptions{Timeout: liveCatalogTimeout})
 		}
 	})
-	if d.refiner == nil {
+	if *refiner == nil {
 		return d.catalog, nil
 	}
 	var liveClouds []string
@@ -124,7 +133,7 @@ func (d *providerData) offerCatalog(ctx context.Context, clouds, regions []strin
 	if len(clouds) > 0 && len(liveClouds) == 0 {
 		return d.catalog, nil
 	}
-	cat := d.refiner.Catalog(ctx, liveClouds, regions)
+	cat := (*refiner).Catalog(ctx, liveClouds, regions)
 	return cat, catalogWarnings(cat)
 }
 
@@ -132,8 +141,9 @@ func (d *providerData) offerCatalog(ctx context.Context, clouds, regions []strin
 // backend, built on first use (a backend that cannot be built fails the
 // lookup, which leaves the embedded data in place with a warning).
 type liveCloud struct {
-	d    *providerData
-	name string
+	d         *providerData
+	name      string
+	zonesOnly bool // spot prices stay the embedded estimates
 }
 
 func (l liveCloud) live(ctx context.Context) (catalog.Live, error) {
@@ -157,6 +167,9 @@ func (l liveCloud) Offerings(ctx context.Context, region string, instanceTypes [
 }
 
 func (l liveCloud) SpotPrices(ctx context.Context, region string, instanceTypes []string) ([]catalog.SpotPrice, error) {
+	if l.zonesOnly {
+		return nil, catalog.ErrLiveUnsupported
+	}
 	lv, err := l.live(ctx)
 	if err != nil {
 		return nil, err

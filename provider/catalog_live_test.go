@@ -268,9 +268,9 @@ func TestLiveCredentials(t *testing.T) {
 	}
 }
 
-// TestOfferCatalogAliyun: Alibaba Cloud's live zones narrow the candidates;
-// spot prices in CNY (a China-site account) are not converted, so the plan
-// keeps the estimates and says why.
+// TestOfferCatalogAliyun: Alibaba Cloud's live zones narrow the candidates
+// while instance plans keep the catalog's spot estimates; spot prices in CNY
+// (a China-site account) are not converted, and the data source says why.
 func TestOfferCatalogAliyun(t *testing.T) {
 	srv := fakeecs.Start(fakeecs.Options{})
 	t.Cleanup(srv.Close)
@@ -301,6 +301,11 @@ func TestOfferCatalogAliyun(t *testing.T) {
 	if est, _ := cat.Price("aliyun", "cn-hangzhou", typ, true); len(cands) == 1 && cands[0].HourlyPrice != est {
 		t.Errorf("spot price = %v, want the catalog's estimate %v (CNY is not converted)", cands[0].HourlyPrice, est)
 	}
+	if w := warningDetails(diags); w != "" {
+		t.Errorf("instance plan warnings = %q, want none: instance plans use live zones only", w)
+	}
+	// The data source asks for spot prices too, and says why it cannot use them.
+	_, diags = d.offerCatalog(ctx, []string{"aliyun"}, []string{"cn-hangzhou"}, true)
 	if w := warningDetails(diags); !strings.Contains(w, "live spot price lookup failed") || !strings.Contains(w, "CNY") {
 		t.Errorf("warnings = %q, want one saying the spot prices are in CNY", w)
 	}

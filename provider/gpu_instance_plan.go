@@ -230,7 +230,7 @@ func (d *providerData) resolveCandidates(ctx context.Context, m *gpuInstanceMode
 			}
 		}
 		var dd diag.Diagnostics
-		cat, dd = d.offerCatalog(ctx, clouds, regions)
+		cat, dd = d.offerCatalog(ctx, clouds, regions, false)
 		diags.Append(dd...)
 	}
 	cands, err := cat.Candidates(catalog.Request{Filter: filter, Placements: placements})

@@ -190,7 +190,7 @@ func (d *gpuOffersDataSource) Read(ctx context.Context, req datasource.ReadReque
 // one before the provider is configured.
 func (d *gpuOffersDataSource) catalog(ctx context.Context, f catalog.Filter) (*catalog.Catalog, diag.Diagnostics) {
 	if d.data != nil && d.data.catalog != nil {
-		return d.data.offerCatalog(ctx, f.Clouds, f.Regions)
+		return d.data.offerCatalog(ctx, f.Clouds, f.Regions, true)
 	}
 	cat, err := catalog.Embedded()
 	if err != nil {

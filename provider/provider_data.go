@@ -32,8 +32,11 @@ type providerData struct {
 	// cloud has credentials.
 	refinerOnce sync.Once
 	refiner     *catalog.Refiner
-	budget      *budgetTracker
-	getenv      func(string) string
+	// zoneRefiner is the same with live zones only, for instance plans.
+	zoneRefinerOnce sync.Once
+	zoneRefiner     *catalog.Refiner
+	budget          *budgetTracker
+	getenv          func(string) string
 
 	mu       sync.Mutex
 	backends map[string]cloud.Backend
