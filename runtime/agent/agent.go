@@ -239,6 +239,10 @@ func (s *Server) watchIdle(ctx context.Context, idle time.Duration, stop context
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if s.busy() {
+				s.lastActivity.Store(s.deps.Now().UnixNano())
+				continue
+			}
 			last := time.Unix(0, s.lastActivity.Load())
 			if s.deps.Now().Sub(last) >= idle {
 				stop(errIdle)
@@ -246,6 +250,16 @@ func (s *Server) watchIdle(ctx context.Context, idle time.Duration, stop context
 			}
 		}
 	}
+}
+
+// busy reports whether a service has work in progress (a training job).
+func (s *Server) busy() bool {
+	for _, svc := range s.deps.Services {
+		if b, ok := svc.(api.Busier); ok && b.Busy() {
+			return true
+		}
+	}
+	return false
 }
 
 func parseIdle(s string) (time.Duration, error) {

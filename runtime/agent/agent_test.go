@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hadron-ai/terraform-provider-hadron/runtime/api"
 )
 
 func newTestServer(t *testing.T, cfg Config) *httptest.Server {
@@ -221,5 +223,31 @@ func TestParseNvidiaSMI(t *testing.T) {
 	}
 	if len(gpus) != 2 || gpus[1].Index != 1 || gpus[0].Name != "NVIDIA A10G" || gpus[0].MemoryMiB != 23028 {
 		t.Errorf("got %+v", gpus)
+	}
+}
+
+// busyService is a service with work in progress for a while.
+type busyService struct{ until time.Time }
+
+func (b busyService) Register(*http.ServeMux, func(http.Handler) http.Handler) {}
+func (b busyService) Shutdown(context.Context) error                           { return nil }
+func (b busyService) Busy() bool                                               { return time.Now().Before(b.until) }
+
+func TestIdleTimeoutWaitsForBusyServices(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.IdleTimeout = "40ms"
+	busyUntil := time.Now().Add(300 * time.Millisecond)
+	s, err := New(cfg, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Services: []api.Service{busyService{busyUntil}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Run(ctx); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if time.Now().Before(busyUntil) {
+		t.Errorf("agent stopped for idleness while a service was busy")
 	}
 }

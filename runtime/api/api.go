@@ -79,3 +79,9 @@ func bearer(h string) (string, bool) {
 type Readier interface {
 	Ready() bool
 }
+
+// Busier is implemented by services with work in progress that makes no
+// HTTP traffic (a training job); the agent's idle timeout waits for them.
+type Busier interface {
+	Busy() bool
+}
