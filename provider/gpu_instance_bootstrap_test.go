@@ -22,30 +22,34 @@ import (
 )
 
 var (
-	bundleOnce sync.Once
-	bundleDir  string
-	bundleErr  error
+	bundleMu   sync.Mutex
+	bundleDirs = map[string]string{}
 )
 
-// testBundle builds the linux/amd64 runtime bundle once per test binary.
-func testBundle(t *testing.T) string {
+// testBundle builds the linux/amd64 runtime bundle of a version once per
+// test binary.
+func testBundle(t *testing.T, version string) string {
 	t.Helper()
-	bundleOnce.Do(func() {
-		bundleDir, bundleErr = os.MkdirTemp("", "hadron-bundle")
-		if bundleErr != nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		_, bundleErr = bootstrap.BuildBundle(ctx, bootstrap.BuildOptions{
-			Version: "0.1.0-acc", OutDir: bundleDir, ModuleDir: "..", Arches: []string{"amd64"},
-			ORTLibraries: map[string]string{"amd64": os.Getenv("HADRON_ORT_LIBRARY")}, NoGzip: true,
-		})
-	})
-	if bundleErr != nil {
-		t.Fatalf("building the runtime bundle: %v", bundleErr)
+	bundleMu.Lock()
+	defer bundleMu.Unlock()
+	if dir, ok := bundleDirs[version]; ok {
+		return dir
 	}
-	return bundleDir
+	dir, err := os.MkdirTemp("", "hadron-bundle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	_, err = bootstrap.BuildBundle(ctx, bootstrap.BuildOptions{
+		Version: version, OutDir: dir, ModuleDir: "..", Arches: []string{"amd64"},
+		ORTLibraries: map[string]string{"amd64": os.Getenv("HADRON_ORT_LIBRARY")}, NoGzip: true,
+	})
+	if err != nil {
+		t.Fatalf("building the runtime bundle %s: %v", version, err)
+	}
+	bundleDirs[version] = dir
+	return dir
 }
 
 // TestAccGPUInstance_bootstrapOverSSH creates an AWS and an Alibaba Cloud
@@ -56,7 +60,8 @@ func TestAccGPUInstance_bootstrapOverSSH(t *testing.T) {
 	if err := sshdtest.Available(); err != nil {
 		t.Fatalf("sshd nodes cannot run here: %v (make test installs openssh-server)", err)
 	}
-	bundle := testBundle(t)
+	bundle := testBundle(t, "0.1.0-acc")
+	nextBundle := testBundle(t, "0.1.1-acc")
 	dir := t.TempDir()
 	t.Cleanup(func() { killProcessesUnder(dir) })
 	// The runtime runs as the unprivileged hadron user: let it reach its prefix.
@@ -209,6 +214,20 @@ output "aws_node" {
 			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 				plancheck.ExpectResourceAction("hadron_gpu_instance.aws", plancheck.ResourceActionNoop),
 			}},
+		}, {
+			// A provider with a newer runtime: the plan shows an in-place
+			// upgrade of both nodes, and apply performs it.
+			Config: strings.Replace(config, bundle, nextBundle, 1),
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				plancheck.ExpectResourceAction("hadron_gpu_instance.aws", plancheck.ResourceActionUpdate),
+				plancheck.ExpectResourceAction("hadron_gpu_instance.aliyun", plancheck.ResourceActionUpdate),
+			}},
+			Check: resource.ComposeAggregateTestCheckFunc(
+				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "runtime_version", "0.1.1-acc"),
+				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "status", "ready"),
+				resource.TestCheckResourceAttr("hadron_gpu_instance.aliyun", "runtime_version", "0.1.1-acc"),
+				resource.TestMatchOutput("aws_node", regexp.MustCompile(`^ready 0\.1\.1-acc vcpus=[1-9]`)),
+			),
 		}},
 	})
 }
