@@ -47,8 +47,12 @@ output "hourly_price" {
 `, dataDir, testHadrond, module, model))
 	ctx := testContext(t)
 	run.run(t, ctx, "get") // modules only: providers come from dev_overrides, never a registry
+	// Registered before apply, so that a failed apply is cleaned up too.
+	t.Cleanup(func() {
+		run.run(t, testContext(t), "destroy", "-auto-approve", "-input=false")
+		killProcessesUnder(dataDir)
+	})
 	run.run(t, ctx, "apply", "-auto-approve", "-input=false")
-	t.Cleanup(func() { run.run(t, testContext(t), "destroy", "-auto-approve", "-input=false") })
 
 	var out struct {
 		InferURLs struct {
