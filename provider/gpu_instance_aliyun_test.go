@@ -69,9 +69,9 @@ func checkECSClean(srv *fakeecs.Server) resource.TestCheckFunc {
 // no stock (DescribeAvailableResource says so, and it is skipped) and
 // cn-hangzhou-i answers RunInstances with OperationDenied.NoStock, so the
 // instance lands in cn-hangzhou-j and state says so; the plan after create is
-// empty; import reads it back; reclaimed (spot), it is planned for create
-// and comes back; reclaimed again, destroy still succeeds and leaves nothing
-// behind.
+// empty; import reads it back; reclaimed (spot), it is planned for
+// replacement and comes back; reclaimed again and released, it stays in state
+// as gone and destroy still leaves nothing behind.
 func TestAccGPUInstanceAliyun_noStockFallbackImportReclaim(t *testing.T) {
 	srv := startFakeECS(t)
 	srv.SetStock("cn-hangzhou", "cn-hangzhou-h", testAliyunType, false)
@@ -136,7 +136,8 @@ resource "hadron_gpu_instance" "test" {
 			},
 			{
 				// A spot reclaim: the instance is being recycled (still listed,
-				// with the Recycling lock), which counts as gone.
+				// with the Recycling lock), which counts as gone: the plan
+				// replaces it, releasing what is left of it.
 				PreConfig: func() {
 					if err := srv.Reclaim(firstID); err != nil {
 						t.Fatalf("reclaiming %s: %v", firstID, err)
@@ -144,7 +145,7 @@ resource "hadron_gpu_instance" "test" {
 				},
 				Config: config,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(name, plancheck.ResourceActionCreate),
+					plancheck.ExpectResourceAction(name, plancheck.ResourceActionReplace),
 				}},
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr(name, "zone", "cn-hangzhou-j"),
@@ -153,27 +154,40 @@ resource "hadron_gpu_instance" "test" {
 						if secondID == firstID {
 							return fmt.Errorf("instance %s was not created again", firstID)
 						}
+						if err := srv.Release(firstID); err == nil {
+							return fmt.Errorf("reclaimed instance %s was not released by the replacement", firstID)
+						}
 						return checkECSLanded(srv, secondID)
 					},
 				),
 			},
 			{
-				// The first instance's recycling ends (ECS releases it) and the
-				// second is reclaimed: the plan shows a create; the destroy that
-				// ends the test must still succeed and clean up.
+				// The second is reclaimed too: refresh keeps it in state as
+				// gone, so that Terraform still knows what to clean up.
 				PreConfig: func() {
-					if err := srv.Release(firstID); err != nil {
-						t.Fatalf("releasing %s: %v", firstID, err)
-					}
 					if err := srv.Reclaim(secondID); err != nil {
 						t.Fatalf("reclaiming %s: %v", secondID, err)
+					}
+				},
+				RefreshState:       true,
+				ExpectNonEmptyPlan: true,
+				Check:              resource.TestCheckResourceAttr(name, "status", "gone"),
+			},
+			{
+				// ECS finishes recycling it and releases it: no longer listed.
+				// The plan still replaces it, and the destroy that ends the
+				// test removes its security group and key pair by the ids kept
+				// in private state (checkECSClean).
+				PreConfig: func() {
+					if err := srv.Release(secondID); err != nil {
+						t.Fatalf("releasing %s: %v", secondID, err)
 					}
 				},
 				Config:             config,
 				PlanOnly:           true,
 				ExpectNonEmptyPlan: true,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(name, plancheck.ResourceActionCreate),
+					plancheck.ExpectResourceAction(name, plancheck.ResourceActionReplace),
 				}},
 			},
 		},
@@ -209,8 +223,8 @@ func checkECSLanded(srv *fakeecs.Server, id string) error {
 	}
 	// The create that made the instance was refused in cn-hangzhou-i first,
 	// then succeeded in cn-hangzhou-j. (A re-create after a reclaim first
-	// gets the reclaimed instance back for its earlier client token, and
-	// steps to a new token: one more call in cn-hangzhou-j.)
+	// gets the released instance's client token refused, and steps to a new
+	// token: one more call in cn-hangzhou-j.)
 	last := -1
 	for i, z := range tried {
 		if z == "cn-hangzhou-i:OperationDenied.NoStock" {
@@ -220,8 +234,11 @@ func checkECSLanded(srv *fakeecs.Server, id string) error {
 	if last < 0 || last == len(tried)-1 {
 		return fmt.Errorf("RunInstances calls (zone:error) = %q, want cn-hangzhou-i refused with OperationDenied.NoStock, then cn-hangzhou-j", tried)
 	}
+	if tried[len(tried)-1] != "cn-hangzhou-j:" {
+		return fmt.Errorf("RunInstances calls (zone:error) = %q, want the last to succeed in cn-hangzhou-j", tried)
+	}
 	for _, z := range tried[last+1:] {
-		if z != "cn-hangzhou-j:" {
+		if z != "cn-hangzhou-j:" && z != "cn-hangzhou-j:IdempotentParameterMismatch" {
 			return fmt.Errorf("RunInstances calls (zone:error) = %q, want only successes in cn-hangzhou-j after cn-hangzhou-i refused", tried)
 		}
 	}

@@ -73,8 +73,9 @@ func checkEC2Clean(srv *fakeec2.Server) resource.TestCheckFunc {
 // TestAccGPUInstanceAWS_capacityFallbackImportReclaim: zone a has no
 // capacity, so the instance lands in zone b, and state says so; the plan
 // after create is empty; import reads the same instance back; a spot-style
-// termination out of band plans a create and the instance comes back;
-// terminated again, destroy still succeeds and leaves nothing behind.
+// termination out of band plans a replacement and the instance comes back;
+// terminated again, refresh keeps it in state as gone and destroy removes
+// what Hadron made for it.
 func TestAccGPUInstanceAWS_capacityFallbackImportReclaim(t *testing.T) {
 	srv := startFakeEC2(t, fakeec2.Config{})
 	srv.SetFaults(fakeec2.Faults{Capacity: []fakeec2.CapacityFault{{Zone: "us-east-1a"}}})
@@ -135,7 +136,8 @@ resource "hadron_gpu_instance" "test" {
 				},
 			},
 			{
-				// A spot reclaim: the instance terminates out of band.
+				// A spot reclaim: the instance terminates out of band, and the
+				// plan replaces it.
 				PreConfig: func() {
 					if err := srv.Terminate(firstID, false); err != nil {
 						t.Fatalf("terminating %s out of band: %v", firstID, err)
@@ -143,7 +145,7 @@ resource "hadron_gpu_instance" "test" {
 				},
 				Config: config,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(name, plancheck.ResourceActionCreate),
+					plancheck.ExpectResourceAction(name, plancheck.ResourceActionReplace),
 				}},
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr(name, "zone", "us-east-1b"),
@@ -157,18 +159,32 @@ resource "hadron_gpu_instance" "test" {
 				),
 			},
 			{
-				// Reclaimed again: the plan shows a create; the destroy that
-				// ends the test must still succeed and clean up.
+				// Reclaimed again: refresh keeps it in state as gone, so that
+				// Terraform still knows what to clean up.
 				PreConfig: func() {
 					if err := srv.Terminate(secondID, true); err != nil {
 						t.Fatalf("terminating %s out of band: %v", secondID, err)
+					}
+				},
+				RefreshState:       true,
+				ExpectNonEmptyPlan: true,
+				Check:              resource.TestCheckResourceAttr(name, "status", "gone"),
+			},
+			{
+				// An hour later EC2 no longer lists it; the plan still replaces
+				// it, and the destroy that ends the test removes its security
+				// group and key pair by the ids kept in private state
+				// (checkEC2Clean).
+				PreConfig: func() {
+					if err := srv.Expire(secondID); err != nil {
+						t.Fatalf("expiring %s: %v", secondID, err)
 					}
 				},
 				Config:             config,
 				PlanOnly:           true,
 				ExpectNonEmptyPlan: true,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPostRefresh: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction(name, plancheck.ResourceActionCreate),
+					plancheck.ExpectResourceAction(name, plancheck.ResourceActionReplace),
 				}},
 			},
 		},

@@ -284,6 +284,17 @@ func (r *gpuInstanceResource) ModifyPlan(ctx context.Context, req resource.Modif
 	if resp.Diagnostics.HasError() || r.data == nil {
 		return
 	}
+	if !req.State.Raw.IsNull() {
+		var status types.String
+		resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("status"), &status)...)
+		if status.ValueString() == statusGone {
+			// Terraform replaces a resource when a path it is told about
+			// changes: the status of the new node is not known yet.
+			plan.Status = types.StringUnknown()
+			resp.RequiresReplace = append(resp.RequiresReplace, path.Root("status"))
+			resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+		}
+	}
 	creating := req.State.Raw.IsNull() || len(resp.RequiresReplace) > 0
 	if !creating {
 		r.planRuntimeUpgrade(ctx, &plan, req, resp)

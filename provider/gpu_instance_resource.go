@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
@@ -57,6 +59,9 @@ type gpuInstanceResource struct {
 	data *providerData
 }
 
+// statusGone is the status of a node whose instance no longer exists.
+const statusGone = "gone"
+
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 func (r *gpuInstanceResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -71,7 +76,7 @@ func (r *gpuInstanceResource) Schema(ctx context.Context, _ resource.SchemaReque
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "A node with the Hadron runtime (`hadrond`) on it: a process on this machine with " +
 			"`cloud = \"local\"`, or a GPU instance on AWS EC2 or Alibaba Cloud ECS. Create returns only when the node's " +
-			"agent answers ready; refresh asks the agent, so a node that died shows up as one to create again.",
+			"agent answers ready; refresh asks the cloud and the agent, so a node that is gone shows up as one to replace.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{Computed: true, PlanModifiers: stable,
 				MarkdownDescription: "Instance id: `local-…` for local nodes, the cloud's instance id otherwise."},
@@ -129,7 +134,7 @@ func (r *gpuInstanceResource) Schema(ctx context.Context, _ resource.SchemaReque
 				MarkdownDescription: "Instance type (`g5.xlarge`, `ecs.gn7i-c8g1.2xlarge`). When unset, resolved from the `gpu` block."},
 			"spot": schema.BoolAttribute{Optional: true, Computed: true, Default: booldefault.StaticBool(false),
 				PlanModifiers:       []planmodifier.Bool{boolplanmodifier.RequiresReplace()},
-				MarkdownDescription: "Run as a spot (preemptible) instance. A reclaimed spot node is planned to be created again."},
+				MarkdownDescription: "Run as a spot (preemptible) instance. A reclaimed spot node is planned for replacement."},
 			"spot_max_price": schema.Float64Attribute{Optional: true,
 				PlanModifiers:       []planmodifier.Float64{float64planmodifier.RequiresReplace()},
 				Validators:          []validator.Float64{float64validator.AtLeast(0)},
@@ -168,7 +173,9 @@ func (r *gpuInstanceResource) Schema(ctx context.Context, _ resource.SchemaReque
 			"host_key_fingerprint": schema.StringAttribute{Computed: true, PlanModifiers: stable,
 				MarkdownDescription: "SSH host key of the node as first seen (`SHA256:…`); a different key later is an error."},
 			"status": schema.StringAttribute{Computed: true,
-				MarkdownDescription: "`ready` when the node's agent answers; otherwise what is wrong (`agent_unreachable`)."},
+				MarkdownDescription: "`ready` when the node's agent answers; otherwise what is wrong: `agent_unreachable`, or `gone` when " +
+					"the instance no longer exists (a reclaimed spot node, or one deleted outside Terraform). A gone node is replaced by the " +
+					"next apply; destroy removes the security group and key pair Hadron made for it."},
 			"endpoint": schema.StringAttribute{Computed: true, PlanModifiers: stable,
 				MarkdownDescription: "Base URL of the node's agent (Open Inference Protocol v2 and the Hadron API)."},
 			"token": schema.StringAttribute{Computed: true, Sensitive: true, PlanModifiers: stable,
@@ -310,6 +317,9 @@ func (r *gpuInstanceResource) Create(ctx context.Context, req resource.CreateReq
 		return
 	}
 	inst, err := r.createOnCandidates(ctx, &plan, spec)
+	if inst != nil && inst.ID != "" {
+		resp.Diagnostics.Append(saveManaged(ctx, resp.Private, inst)...)
+	}
 	if err != nil && inst != nil && inst.ID != "" {
 		// Launched but never confirmed running: keep it (tainted) so destroy removes it.
 		applyInstance(&plan, inst)
@@ -496,14 +506,24 @@ func (r *gpuInstanceResource) Read(ctx context.Context, req resource.ReadRequest
 	}
 	inst, err := b.Get(ctx, state.ID.ValueString())
 	if errors.Is(err, cloud.ErrNotFound) {
-		tflog.Warn(ctx, "node is gone; removing it from state", map[string]any{"id": state.ID.ValueString(), "reason": err.Error()})
-		resp.State.RemoveResource(ctx)
+		if state.Name.IsNull() { // an import of an id that does not exist
+			resp.State.RemoveResource(ctx)
+			return
+		}
+		// A reclaimed or externally deleted node stays in state as gone, so
+		// that the next apply replaces it and a destroy still runs Delete,
+		// which removes what Hadron made for it (security group, key pair).
+		tflog.Warn(ctx, "node is gone; planning its replacement", map[string]any{"id": state.ID.ValueString(), "reason": err.Error()})
+		r.data.nodes.drop(state.ID.ValueString())
+		state.Status = types.StringValue(statusGone)
+		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 		return
 	}
 	if err != nil {
 		resp.Diagnostics.Append(errorDiag("Error Reading Instance", "Hadron could not read instance "+state.ID.ValueString()+".", err))
 		return
 	}
+	resp.Diagnostics.Append(saveManaged(ctx, resp.Private, inst)...)
 	applyInstance(&state, inst)
 	if state.Candidates.IsNull() || state.Candidates.IsUnknown() {
 		r.data.landedCandidates(&state, inst)
@@ -636,7 +656,53 @@ func (r *gpuInstanceResource) Delete(ctx context.Context, req resource.DeleteReq
 	if err := b.Delete(ctx, state.ID.ValueString()); err != nil && !errors.Is(err, cloud.ErrNotFound) {
 		resp.Diagnostics.Append(errorDiag("Error Deleting Instance", "Hadron could not delete instance "+state.ID.ValueString()+
 			"; it may still exist and be billed. Run terraform destroy again, or delete it in the cloud console.", err))
+		return
 	}
+	// Delete finds the security group and key pair Hadron made through the
+	// instance; one that has left the cloud's API takes them from state.
+	m, diags := loadManaged(ctx, req.Private)
+	resp.Diagnostics.Append(diags...)
+	if rm, ok := b.(cloud.ManagedRemover); ok && (m.SecurityGroupID != "" || m.KeyName != "") {
+		if err := rm.RemoveManaged(ctx, state.ID.ValueString(), m.SecurityGroupID, m.KeyName); err != nil {
+			resp.Diagnostics.Append(errorDiag("Error Deleting Security Group Or Key Pair",
+				fmt.Sprintf("Instance %s is deleted, but Hadron could not delete the security group %q or key pair %q it made for it. "+
+					"Run terraform destroy again, or delete them in the cloud console.", state.ID.ValueString(), m.SecurityGroupID, m.KeyName), err))
+		}
+	}
+}
+
+// managedPrivate is what private state keeps of the security group and key
+// pair Hadron made for an instance, so that they can be deleted even when
+// the instance has left the cloud's API.
+type managedPrivate struct {
+	SecurityGroupID string `json:"security_group_id,omitempty"`
+	KeyName         string `json:"key_name,omitempty"`
+}
+
+const managedPrivateKey = "managed"
+
+func saveManaged(ctx context.Context, p interface {
+	SetKey(context.Context, string, []byte) diag.Diagnostics
+}, inst *cloud.Instance) diag.Diagnostics {
+	if p == nil || (inst.ManagedSecurityGroupID == "" && inst.ManagedKeyName == "") {
+		return nil
+	}
+	b, _ := json.Marshal(managedPrivate{SecurityGroupID: inst.ManagedSecurityGroupID, KeyName: inst.ManagedKeyName})
+	return p.SetKey(ctx, managedPrivateKey, b)
+}
+
+func loadManaged(ctx context.Context, p interface {
+	GetKey(context.Context, string) ([]byte, diag.Diagnostics)
+}) (managedPrivate, diag.Diagnostics) {
+	var m managedPrivate
+	if p == nil {
+		return m, nil
+	}
+	b, diags := p.GetKey(ctx, managedPrivateKey)
+	if len(b) > 0 {
+		_ = json.Unmarshal(b, &m)
+	}
+	return m, diags
 }
 
 func (r *gpuInstanceResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {

@@ -92,11 +92,11 @@ resource "hadron_gpu_instance" "test" {
 				),
 			},
 			{
-				// The agent dies out of band: the next plan creates the node again.
+				// The agent dies out of band: the next plan replaces the node.
 				PreConfig: func() { killLocalAgent(t, dataDir, firstID) },
 				Config:    strings.Replace(strings.Replace(config, `team = "ml"`, `team = "research"`, 1), testHadrond, testHadrondNext, 1),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-					plancheck.ExpectResourceAction("hadron_gpu_instance.test", plancheck.ResourceActionCreate),
+					plancheck.ExpectResourceAction("hadron_gpu_instance.test", plancheck.ResourceActionReplace),
 				}},
 				Check: func(s *terraform.State) error {
 					if id := s.RootModule().Resources["hadron_gpu_instance.test"].Primary.ID; id == firstID {

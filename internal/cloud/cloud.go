@@ -36,6 +36,15 @@ type Backend interface {
 	Delete(ctx context.Context, id string) error
 }
 
+// ManagedRemover is implemented by backends that make a security group or a
+// key pair for an instance. RemoveManaged deletes them by id, for when the
+// instance has gone from the cloud's API and Delete can no longer read them
+// from it; ones already deleted, or still used by another instance, are left
+// alone without error.
+type ManagedRemover interface {
+	RemoveManaged(ctx context.Context, instanceID, securityGroupID, keyName string) error
+}
+
 // Tagger is implemented by backends that can change an instance's tags in
 // place; the provider updates tags through it instead of replacing the node.
 type Tagger interface {

@@ -160,6 +160,31 @@ func (b *Backend) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
+var _ cloud.ManagedRemover = (*Backend)(nil)
+
+// RemoveManaged implements cloud.ManagedRemover.
+func (b *Backend) RemoveManaged(ctx context.Context, id, sgID, keyName string) error {
+	region, ecsID, err := b.parseID(id)
+	if err != nil {
+		return err
+	}
+	c, err := b.client(ctx, region)
+	if err != nil {
+		return err
+	}
+	if sgID != "" {
+		if err := b.deleteSecurityGroup(ctx, c, region, sgID, ecsID, true); err != nil {
+			return fmt.Errorf("cleaning up after ECS instance %s: managed security group: %w", id, err)
+		}
+	}
+	if keyName != "" {
+		if err := b.deleteKeyPair(ctx, c, region, keyName, ecsID); err != nil {
+			return fmt.Errorf("cleaning up after ECS instance %s: managed key pair: %w", id, err)
+		}
+	}
+	return nil
+}
+
 // SetTags implements cloud.Tagger: the instance's tags become
 // cloud.Tags of its name, idempotency key and tags, in place.
 func (b *Backend) SetTags(ctx context.Context, id string, tags map[string]string) error {

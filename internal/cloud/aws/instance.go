@@ -59,6 +59,16 @@ func (b *Backend) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
+var _ cloud.ManagedRemover = (*Backend)(nil)
+
+// RemoveManaged implements cloud.ManagedRemover.
+func (b *Backend) RemoveManaged(ctx context.Context, id, groupID, keyName string) error {
+	if err := b.deleteManaged(ctx, b.client(""), groupID, keyName); err != nil {
+		return fmt.Errorf("cleaning up after EC2 instance (%s): %w", id, err)
+	}
+	return nil
+}
+
 var _ cloud.Tagger = (*Backend)(nil)
 
 // SetTags implements cloud.Tagger: it makes tags the instance's tags (and its

@@ -564,6 +564,22 @@ func (f *Fake) Terminate(id string, immediate bool) error {
 	return nil
 }
 
+// Expire drops a terminated instance from every answer, as EC2 does about an
+// hour after termination.
+func (f *Fake) Expire(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := f.findInstance(id)
+	if in == nil {
+		return fmt.Errorf("instance %s: %w", id, ErrUnknown)
+	}
+	if in.State != "terminated" {
+		return fmt.Errorf("instance %s is %s, not terminated", id, in.State)
+	}
+	f.instances = slices.DeleteFunc(f.instances, func(x *instance) bool { return x == in })
+	return nil
+}
+
 // ErrUnknown is returned by hooks given an id the fake does not know.
 var ErrUnknown = errors.New("unknown to the fake")
 
