@@ -12,6 +12,26 @@ import (
 // Conv 128 -> MaxPool -> Flatten -> Dense 512 -> Dense 10 -> logits [N,10].
 func CNN(seed uint64) *Graph { return CNNWidth(seed, 32, 64, 128, 512) }
 
+// Linear returns a linear classifier with the CNN's signature, image
+// [N,1,28,28] FP32 -> Flatten -> Dense 10 -> logits [N,10]: about 16 kFLOP
+// per image, so that serving it measures the cost of everything but compute.
+func Linear(seed uint64) *Graph {
+	g := CNNWidth(seed, 1, 1, 1, 1)
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	w, _ := inference.NewTensor(inference.FP32, []int64{784, 10})
+	for i := range w.Data.([]float32) {
+		w.Data.([]float32)[i] = float32((rng.Float64()*2 - 1) / 28)
+	}
+	b, _ := inference.NewTensor(inference.FP32, []int64{10})
+	g.Name = "linear"
+	g.Initializers = map[string]*inference.Tensor{"dense.w": w, "dense.b": b}
+	g.Nodes = []Node{
+		{Op: "Flatten", Inputs: []string{"image"}, Outputs: []string{"flat"}, Attrs: []Attr{{"axis", int64(1)}}},
+		{Op: "Gemm", Inputs: []string{"flat", "dense.w", "dense.b"}, Outputs: []string{"logits"}},
+	}
+	return g
+}
+
 // CNNWidth is CNN with the given channel counts and dense width.
 func CNNWidth(seed uint64, c1, c2, c3, dense int64) *Graph {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
