@@ -82,15 +82,23 @@ func decodeRequest(body []byte, headerLen int64) (*request, error) {
 		}
 		header, rest = body[:headerLen], body[headerLen:]
 	}
+	header, data, err := splitData(header)
+	if err != nil {
+		return nil, err
+	}
 	var req inferRequest
 	dec := json.NewDecoder(bytes.NewReader(header))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		return nil, badRequest("invalid JSON in request: %v", err)
 	}
-	if dec.More() {
-		return nil, badRequest("invalid JSON in request: trailing data after the request object")
-	}
+	return buildRequest(&req, data, rest)
+}
+
+// buildRequest checks a decoded request and makes its tensors. data holds
+// the "data" members splitData took out, by input index; rest is the binary
+// tensor data after the JSON header.
+func buildRequest(req *inferRequest, data map[int][]byte, rest []byte) (*request, error) {
 	if len(req.Inputs) == 0 {
 		return nil, badRequest("request has no inputs")
 	}
@@ -102,12 +110,15 @@ func decodeRequest(body []byte, headerLen int64) (*request, error) {
 		}
 		out.BinaryAll = b
 	}
-	for _, in := range req.Inputs {
+	for i, in := range req.Inputs {
 		if in.Name == "" {
 			return nil, badRequest("an input has no name")
 		}
 		if _, dup := out.Inputs[in.Name]; dup {
 			return nil, badRequest("input %q appears twice", in.Name)
+		}
+		if d, ok := data[i]; ok {
+			in.Data = d
 		}
 		t, err := decodeInput(in, &rest)
 		if err != nil {
@@ -240,7 +251,7 @@ func decodeBinary(name string, dt inference.DType, shape []int64, n int64, raw [
 
 // walkData calls f for every scalar in a JSON value made of nested arrays
 // (the protocol's row-major "data" field). The value has already been
-// checked to be valid JSON by encoding/json.
+// checked to be valid JSON by splitData.
 func walkData(b []byte, f func(tok []byte) error) error {
 	for i := 0; i < len(b); {
 		switch c := b[i]; c {
@@ -325,6 +336,12 @@ func setElement(t *inference.Tensor, i int, tok []byte) error {
 		}
 		d[i] = v
 	case []float32, []float64:
+		if d, ok := d.([]float32); ok {
+			if f, ok := parseFloat32(tok); ok {
+				d[i] = f
+				return nil
+			}
+		}
 		bits := 64
 		if _, ok := d.([]float32); ok {
 			bits = 32

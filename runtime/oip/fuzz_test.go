@@ -6,8 +6,9 @@ import (
 )
 
 // FuzzDecodeRequest feeds arbitrary bodies and header lengths to the
-// request decoder. It must never panic; whatever it accepts must be valid
-// tensors that encode back to valid JSON. The seed corpus lives in
+// request decoder. It must never panic, must accept and decode exactly what
+// encoding/json alone would, and whatever it accepts must be valid tensors
+// that encode back to valid JSON. The seed corpus lives in
 // testdata/fuzz/FuzzDecodeRequest.
 func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(`{"id":"1","inputs":[{"name":"x","datatype":"FP32","shape":[2,2],"data":[[1,2],[3,"NaN"]]}]}`), int64(-1))
@@ -15,8 +16,19 @@ func FuzzDecodeRequest(f *testing.F) {
 	header := `{"inputs":[{"name":"x","datatype":"INT16","shape":[3],"parameters":{"binary_data_size":6}}],"parameters":{"binary_data_output":true}}`
 	f.Add(append([]byte(header), 1, 0, 2, 0, 255, 255), int64(len(header)))
 	f.Add([]byte(`{"inputs":[{"name":"b","datatype":"BOOL","shape":[0,1000000000000],"data":[]}]}`), int64(-1))
+	f.Add([]byte(`{"INPUTS":[{"name":"x","datatype":"FP32","shape":[2],"d\u0061ta":[1.5,2],"data":[0.1,-0]}],"inputs":[]}`), int64(-1))
 	f.Fuzz(func(t *testing.T, body []byte, headerLen int64) {
 		req, err := decodeRequest(body, headerLen)
+		// splitData must not change what encoding/json alone would decode.
+		ref, refErr := decodeRequestReference(body, headerLen)
+		if (err == nil) != (refErr == nil) {
+			t.Fatalf("decodeRequest error %v, with encoding/json alone %v", err, refErr)
+		}
+		if err == nil {
+			if d := sameRequests(req, ref); d != "" {
+				t.Fatalf("decodeRequest and encoding/json alone disagree: %s", d)
+			}
+		}
 		if err != nil {
 			if _, ok := err.(*requestError); !ok {
 				t.Fatalf("error %v is not a requestError", err)
