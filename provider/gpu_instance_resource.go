@@ -225,7 +225,8 @@ func (r *gpuInstanceResource) Schema(ctx context.Context, _ resource.SchemaReque
 						MarkdownDescription: "Require `nvidia-smi` to see the GPUs before the runtime is installed (default: when the instance type has GPUs)."},
 					"public_inference": schema.BoolAttribute{Optional: true, MarkdownDescription: "Serve inference without the token."},
 					"idle_timeout": schema.StringAttribute{Optional: true, Validators: []validator.String{stringvalidator.RegexMatches(durationRE, `must be a duration such as "30m"`)},
-						MarkdownDescription: "Stop the agent after this long without requests (e.g. `2h`); the next plan shows it."},
+						MarkdownDescription: "Stop the agent after this long without requests or running jobs (e.g. `2h`); systemd and the " +
+							"supervisor leave it stopped (the instance keeps running and billing), and the next apply starts it again."},
 				},
 			},
 			"gpu": schema.SingleNestedBlock{

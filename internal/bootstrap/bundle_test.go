@@ -190,7 +190,7 @@ func TestRenderConfigIsReadByTheAgent(t *testing.T) {
 func TestRenderUnit(t *testing.T) {
 	l := &layout{prefix: "/opt/hadron", user: "hadron"}
 	unit := string(renderUnit(l))
-	for _, want := range []string{"Restart=always", "User=hadron", "ExecStart=/opt/hadron/current/bin/hadrond agent -config /opt/hadron/etc/hadrond.hcl", "StandardOutput=append:/opt/hadron/log/hadrond.log", "WantedBy=multi-user.target"} {
+	for _, want := range []string{"Restart=always", "RestartPreventExitStatus=3", "SuccessExitStatus=3", "User=hadron", "ExecStart=/opt/hadron/current/bin/hadrond agent -config /opt/hadron/etc/hadrond.hcl", "StandardOutput=append:/opt/hadron/log/hadrond.log", "WantedBy=multi-user.target"} {
 		if !strings.Contains(unit, want) {
 			t.Errorf("unit lacks %q:\n%s", want, unit)
 		}

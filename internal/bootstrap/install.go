@@ -21,6 +21,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2/hclwrite"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/hadron-ai/terraform-provider-hadron/runtime/agent"
 )
 
 // ServiceMode is how the agent is kept running on the node.
@@ -591,13 +593,16 @@ User=%s
 ExecStart=%s agent -config %s
 Restart=always
 RestartSec=2
+# Exit status %d: stopped by its idle_timeout; stay stopped until the next apply.
+SuccessExitStatus=%d
+RestartPreventExitStatus=%d
 StandardOutput=append:%s
 StandardError=append:%s
 LimitNOFILE=65536
 
 [Install]
 WantedBy=multi-user.target
-`, l.user, path.Join(l.prefix, "current", AgentFile), l.configFile(), l.logFile(), l.logFile()))
+`, l.user, path.Join(l.prefix, "current", AgentFile), l.configFile(), agent.ExitIdle, agent.ExitIdle, agent.ExitIdle, l.logFile(), l.logFile()))
 }
 
 // renderSupervisor writes the shell supervisor used where systemd is not.
@@ -605,7 +610,8 @@ func renderSupervisor(l *layout, runAs string) []byte {
 	return []byte(fmt.Sprintf(`#!/bin/sh
 # hadron-supervise: keeps hadrond running where systemd is not used. Written by
 # Hadron's bootstrap; started detached (setsid, nohup). It restarts hadrond
-# when it exits, with backoff, and records the restarts for diagnosis.
+# when it exits, with backoff, and records the restarts for diagnosis; after
+# exit status %d (its idle_timeout) it leaves it stopped and exits.
 P=%s
 LOG=%s
 echo $$ > "$P/run/supervisor.pid"
@@ -627,13 +633,18 @@ while :; do
   child=
   n=$((n + 1))
   echo "restarts=$n last_exit=$rc" > "$P/run/restarts.tmp" && mv -f "$P/run/restarts.tmp" "$P/run/restarts"
+  if [ "$rc" -eq %d ]; then
+    echo "hadron-supervise: hadrond stopped after its idle timeout; not restarting" >>"$LOG"
+    rm -f "$P/run/supervisor.pid"
+    exit 0
+  fi
   echo "hadron-supervise: hadrond exited with status $rc; restart $n in ${delay}s" >>"$LOG"
   sleep "$delay" &
   wait $!
   if [ $(( $(date +%%s) - started )) -gt 60 ]; then delay=1; else delay=$((delay * 2)); fi
   if [ "$delay" -gt 30 ]; then delay=30; fi
 done
-`, shellQuote(l.prefix), shellQuote(l.logFile()), runAs, shellQuote(l.configFile())))
+`, agent.ExitIdle, shellQuote(l.prefix), shellQuote(l.logFile()), runAs, shellQuote(l.configFile()), agent.ExitIdle))
 }
 
 // statusScript prints the service's state: running, restarts, last_exit, addr.

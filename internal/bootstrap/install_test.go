@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hadron-ai/terraform-provider-hadron/runtime/agent"
 )
 
 // nodeOpts returns install options confined to a temporary prefix, running
@@ -190,6 +192,38 @@ func TestInstallRestartsAStoppedAgentAndReconfigures(t *testing.T) {
 	}
 	if _, err := res.Agent.Node(context.Background()); err != nil {
 		t.Errorf("GET /v1/node with the rotated token: %v", err)
+	}
+}
+
+// TestInstallIdleTimeoutStaysStopped: an agent stopped by its idle_timeout
+// is not restarted by the supervisor (it would never stop otherwise), and
+// the next install starts it again.
+func TestInstallIdleTimeoutStaysStopped(t *testing.T) {
+	t.Parallel()
+	tr := &LocalTransport{Name: "local-idle"}
+	o := nodeOpts(t, bundleV1)
+	o.IdleTimeout = "1s"
+	uninstallOnCleanup(t, tr, o)
+	first := install(t, tr, o)
+	supervisor := readPID(t, filepath.Join(o.Prefix, "run", "supervisor.pid"))
+	waitGone(t, first.Info.PID)
+	waitGone(t, supervisor)
+	b, err := os.ReadFile(filepath.Join(o.Prefix, "run", "restarts"))
+	if err != nil || !strings.Contains(string(b), "last_exit="+strconv.Itoa(agent.ExitIdle)) {
+		t.Fatalf("restarts file = %q (%v), want last_exit=%d", b, err, agent.ExitIdle)
+	}
+	log, _ := os.ReadFile(filepath.Join(o.Prefix, "log", "hadrond.log"))
+	if !strings.Contains(string(log), "not restarting") {
+		t.Errorf("agent log does not say the supervisor left it stopped:\n%s", log)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if st, err := Status(ctx, tr, o); err != nil || st.Running {
+		t.Errorf("status after the idle stop: %+v, %v; want not running", st, err)
+	}
+	res := install(t, tr, o)
+	if res.Change != ChangeRestarted {
+		t.Errorf("install after the idle stop = %s, want restarted", res)
 	}
 }
 

@@ -225,11 +225,21 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("shutting down: %w", err)
 	}
 	s.log.Info("agent stopped")
+	if errors.Is(context.Cause(ctx), ErrIdle) {
+		return ErrIdle
+	}
 	return nil
 }
 
-// errIdle is the cancel cause when the idle timeout stops the agent.
-var errIdle = errors.New("idle timeout reached")
+// ErrIdle is returned by Run, after a clean shutdown, when the idle timeout
+// stopped the agent.
+var ErrIdle = errors.New("idle timeout reached")
+
+// ExitIdle is the status hadrond exits with when the idle timeout stopped
+// it. The systemd unit and the supervisor that bootstrap installs do not
+// restart the agent after it, so an idle node stays quiet until the next
+// apply starts it again.
+const ExitIdle = 3
 
 func (s *Server) watchIdle(ctx context.Context, idle time.Duration, stop context.CancelCauseFunc) {
 	t := time.NewTicker(min(idle/4, time.Minute))
@@ -245,7 +255,7 @@ func (s *Server) watchIdle(ctx context.Context, idle time.Duration, stop context
 			}
 			last := time.Unix(0, s.lastActivity.Load())
 			if s.deps.Now().Sub(last) >= idle {
-				stop(errIdle)
+				stop(ErrIdle)
 				return
 			}
 		}

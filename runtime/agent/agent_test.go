@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -194,8 +195,8 @@ func TestIdleTimeoutStopsAgent(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.Run(ctx); err != nil {
-		t.Fatalf("run: %v", err)
+	if err := s.Run(ctx); !errors.Is(err, ErrIdle) {
+		t.Fatalf("run: %v, want ErrIdle", err)
 	}
 	if ctx.Err() != nil {
 		t.Fatalf("agent ran until the test deadline; want it stopped by idle_timeout")
@@ -244,8 +245,8 @@ func TestIdleTimeoutWaitsForBusyServices(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.Run(ctx); err != nil {
-		t.Fatalf("run: %v", err)
+	if err := s.Run(ctx); !errors.Is(err, ErrIdle) {
+		t.Fatalf("run: %v, want ErrIdle", err)
 	}
 	if time.Now().Before(busyUntil) {
 		t.Errorf("agent stopped for idleness while a service was busy")

@@ -31,7 +31,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
+	switch {
+	case errors.Is(err, agent.ErrIdle):
+		fmt.Fprintln(os.Stderr, "hadrond: stopped: idle_timeout reached")
+		os.Exit(agent.ExitIdle)
+	case err != nil:
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, "hadrond:", err)
 		}
