@@ -212,8 +212,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	out.WriteString("Reading the numbers: the \"ceiling\" lines show how much ONNX Runtime itself gains from batching each model on this CPU; " +
 		"the 2x batching target comes from GPU serving, where a batch fills idle compute units, and a CPU run can only exceed that ceiling by as much as batching saves per-request work. " +
-		"The \"bound\" lines show what the 0.9x target meets on a machine where the server, its client and the model share the same cores: every request costs H of CPU outside the model " +
-		"(HTTP on both ends, decoding, scheduling; measured with the linear model), so the server cannot pass C/(C+H) of in-process throughput however it is built. " +
+		"The \"estimated bound\" lines show what the 0.9x target meets on a machine where the server, its client and the model share the same cores: every request costs H of CPU outside the model " +
+		"(HTTP on both ends, decoding, scheduling; measured with the linear model), so the server cannot pass C/(C+H) of in-process throughput however it is built " +
+		"(an estimate: C and H come from rows measured at different moments of a noisy run). " +
 		"Compare each server ratio with its bound: the gap between them is what the server itself could still win. " +
 		"A GPU, or a client on other machines, takes H off the model's cores. Rows measured while other processes load the machine vary by tens of percent between runs; the CPU column shows it when the bench could not keep both cores busy.\n")
 	table := out.String()
@@ -368,7 +369,7 @@ func addBounds(results map[string]*modelResult, order []string) {
 				continue
 			}
 			h := max(f.server-f.inProcess, 0)
-			r.ratios = append(r.ratios, ratio{fmt.Sprintf("bound on server (%s) / in-process on these cores: C/(C+H) with C = %.0f us of CPU per image in-process and H = %.0f us of CPU per request outside the model (the linear model's server cost)",
+			r.ratios = append(r.ratios, ratio{fmt.Sprintf("estimated bound on server (%s) / in-process on these cores: C/(C+H) with C = %.0f us of CPU per image in-process and H = %.0f us of CPU per request outside the model (the linear model's server cost)",
 				enc, c.inProcess*1e6, h*1e6), c.inProcess / (c.inProcess + h), 0})
 		}
 	}
