@@ -147,15 +147,8 @@ func (b *Backend) Delete(ctx context.Context, id string) error {
 	if err := b.waitInstanceDeleted(ctx, c, region, ecsID); err != nil {
 		return fmt.Errorf("deleting ECS instance %s: %w", id, err)
 	}
-	if managed.ManagedSecurityGroupID != "" {
-		if err := b.deleteSecurityGroup(ctx, c, region, managed.ManagedSecurityGroupID, ecsID, true); err != nil {
-			return fmt.Errorf("deleting ECS instance %s: managed security group: %w", id, err)
-		}
-	}
-	if managed.ManagedKeyName != "" {
-		if err := b.deleteKeyPair(ctx, c, region, managed.ManagedKeyName, ecsID); err != nil {
-			return fmt.Errorf("deleting ECS instance %s: managed key pair: %w", id, err)
-		}
+	if err := b.removeManaged(ctx, c, region, ecsID, managed.ManagedSecurityGroupID, managed.ManagedKeyName); err != nil {
+		return fmt.Errorf("deleting ECS instance %s: %w", id, err)
 	}
 	return nil
 }
@@ -172,14 +165,23 @@ func (b *Backend) RemoveManaged(ctx context.Context, id, sgID, keyName string) e
 	if err != nil {
 		return err
 	}
+	if err := b.removeManaged(ctx, c, region, ecsID, sgID, keyName); err != nil {
+		return fmt.Errorf("cleaning up after ECS instance %s: %w", id, err)
+	}
+	return nil
+}
+
+// removeManaged deletes the security group and key pair Hadron made for
+// instance owner, each unless another live instance still uses it.
+func (b *Backend) removeManaged(ctx context.Context, c *ecs.Client, region, owner, sgID, keyName string) error {
 	if sgID != "" {
-		if err := b.deleteSecurityGroup(ctx, c, region, sgID, ecsID, true); err != nil {
-			return fmt.Errorf("cleaning up after ECS instance %s: managed security group: %w", id, err)
+		if err := b.deleteSecurityGroup(ctx, c, region, sgID, owner, true); err != nil {
+			return fmt.Errorf("managed security group: %w", err)
 		}
 	}
 	if keyName != "" {
-		if err := b.deleteKeyPair(ctx, c, region, keyName, ecsID); err != nil {
-			return fmt.Errorf("cleaning up after ECS instance %s: managed key pair: %w", id, err)
+		if err := b.deleteKeyPair(ctx, c, region, keyName, owner); err != nil {
+			return fmt.Errorf("managed key pair: %w", err)
 		}
 	}
 	return nil
