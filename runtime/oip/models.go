@@ -33,8 +33,9 @@ type ModelConfig struct {
 	// MaxBatchSize enables dynamic batching when above 1: requests are
 	// joined along dimension 0 up to this many rows.
 	MaxBatchSize int64 `json:"max_batch_size,omitempty"`
-	// MaxQueueDelay is how long a batch waits for more requests after its
-	// first one, as a Go duration ("500us", "2ms"); empty means no wait.
+	// MaxQueueDelay is the longest a request waits in the queue for others
+	// to join its batch, as a Go duration ("500us", "2ms"); empty means no
+	// wait. A batch waits only while more requests are being received.
 	MaxQueueDelay string `json:"max_queue_delay,omitempty"`
 	// Instances is the number of concurrent executions (default 1).
 	Instances int `json:"instances,omitempty"`

@@ -36,8 +36,8 @@ type result struct {
 // scheduler executes requests on one model version, either directly with at
 // most `instances` concurrent executions, or through the dynamic batcher:
 // `instances` workers each gather queued requests whose inputs agree beyond
-// dimension 0, up to maxBatch rows or until maxDelay has passed since the
-// first, run them as one batch and split the outputs along dimension 0.
+// dimension 0, up to maxBatch rows or until the first has been queued for
+// maxDelay, run them as one batch and split the outputs along dimension 0.
 // Unlike a fixed queue delay, a partial batch waits only while another
 // request is being received, so a lone client pays no batching latency.
 type scheduler struct {
@@ -221,8 +221,13 @@ func (s *scheduler) worker() {
 		}
 		batch := []*job{first}
 		rows := first.rows
+		// The delay bounds how long the first request waits in the queue
+		// (as Triton's max_queue_delay), not how long the worker waits:
+		// under load it has waited through the previous batch already, and
+		// the next one starts at once instead of leaving the model idle.
+		deadline := first.enqueued.Add(s.maxDelay)
 		if s.maxDelay > 0 {
-			timer.Reset(s.maxDelay)
+			timer.Reset(time.Until(deadline))
 		}
 	collect:
 		for rows < s.maxBatch {
@@ -232,7 +237,7 @@ func (s *scheduler) worker() {
 			case j, ok = <-s.queue:
 			default:
 				// Nothing queued: wait only if a request is on its way.
-				if s.maxDelay <= 0 || s.arriving.Load() == 0 {
+				if s.maxDelay <= 0 || s.arriving.Load() == 0 || !time.Now().Before(deadline) {
 					break collect
 				}
 				select {
