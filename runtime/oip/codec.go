@@ -188,20 +188,29 @@ func decodeInput(in requestInput, rest *[]byte) (*inference.Tensor, error) {
 	if err != nil {
 		return nil, badRequest("input %q: %v", in.Name, err)
 	}
+	fp32, _ := t.Data.([]float32)
 	i := int64(0)
-	err = walkData(in.Data, func(tok []byte) error {
+	for p := 0; ; i++ {
+		tok, next, err := nextScalar(in.Data, p)
+		if err != nil {
+			return nil, badRequest("input %q (%s): %v", in.Name, dt, err)
+		}
+		if tok == nil {
+			break
+		}
+		p = next
 		if i >= n {
-			i++
-			return nil
+			continue // counted, to say how many there are
+		}
+		if fp32 != nil { // the common case, without a call per element
+			if f, ok := parseFloat32(tok); ok {
+				fp32[i] = f
+				continue
+			}
 		}
 		if err := setElement(t, int(i), tok); err != nil {
-			return fmt.Errorf("element %d: %w", i, err)
+			return nil, badRequest("input %q (%s): element %d: %v", in.Name, dt, i, err)
 		}
-		i++
-		return nil
-	})
-	if err != nil {
-		return nil, badRequest("input %q (%s): %v", in.Name, dt, err)
 	}
 	if i != n {
 		return nil, badRequest("input %q: shape %v needs %d elements, data has %d", in.Name, in.Shape, n, i)
@@ -249,18 +258,19 @@ func decodeBinary(name string, dt inference.DType, shape []int64, n int64, raw [
 	return t, nil
 }
 
-// walkData calls f for every scalar in a JSON value made of nested arrays
-// (the protocol's row-major "data" field). The value has already been
-// checked to be valid JSON by splitData.
-func walkData(b []byte, f func(tok []byte) error) error {
-	for i := 0; i < len(b); {
-		switch c := b[i]; c {
+// nextScalar returns the first scalar of the JSON value b (the protocol's
+// row-major "data": nested arrays) at or after offset p, and the offset
+// after it; tok is nil at the end. b has already been checked to be valid
+// JSON by splitData.
+func nextScalar(b []byte, p int) (tok []byte, next int, err error) {
+	for p < len(b) {
+		switch b[p] {
 		case ' ', '\t', '\r', '\n', ',', '[', ']':
-			i++
+			p++
 		case '{':
-			return errors.New("objects are not allowed in tensor data")
+			return nil, p, errors.New("objects are not allowed in tensor data")
 		case '"':
-			j := i + 1
+			j := p + 1
 			for j < len(b) && b[j] != '"' {
 				if b[j] == '\\' {
 					j++
@@ -268,24 +278,18 @@ func walkData(b []byte, f func(tok []byte) error) error {
 				j++
 			}
 			if j >= len(b) {
-				return errors.New("unterminated string")
+				return nil, p, errors.New("unterminated string")
 			}
-			if err := f(b[i : j+1]); err != nil {
-				return err
-			}
-			i = j + 1
+			return b[p : j+1], j + 1, nil
 		default:
-			j := i
+			j := p
 			for j < len(b) && !isDelim(b[j]) {
 				j++
 			}
-			if err := f(b[i:j]); err != nil {
-				return err
-			}
-			i = j
+			return b[p:j], j, nil
 		}
 	}
-	return nil
+	return nil, p, nil
 }
 
 func isDelim(c byte) bool {
@@ -336,12 +340,6 @@ func setElement(t *inference.Tensor, i int, tok []byte) error {
 		}
 		d[i] = v
 	case []float32, []float64:
-		if d, ok := d.([]float32); ok {
-			if f, ok := parseFloat32(tok); ok {
-				d[i] = f
-				return nil
-			}
-		}
 		bits := 64
 		if _, ok := d.([]float32); ok {
 			bits = 32

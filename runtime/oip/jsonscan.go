@@ -15,7 +15,7 @@ const maxJSONDepth = 10000
 // data out of it: every array-valued "data" member of an element of the
 // top-level "inputs" array is returned by element index and replaced by []
 // in a copy of the header. encoding/json then decodes only the small rest,
-// and walkData reads the data, already validated, once. Member names match
+// and nextScalar reads the data, already validated, once. Member names match
 // the way encoding/json matches struct fields (unescaped, case-folded, the
 // last duplicate winning), so the copy means to it what header would have.
 func splitData(header []byte) ([]byte, map[int][]byte, error) {
