@@ -174,6 +174,7 @@ output "aws_node" {
 }
 `, dir, testHadrond, bundle, ec2.URL, fakeecs.TestAccessKeyID, fakeecs.TestAccessKeySecret, ecs.URL, keyA, nodeA.Port, keyB, nodeB.Port)
 
+	var awsID string
 	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy: func(*terraform.State) error {
@@ -200,6 +201,7 @@ output "aws_node" {
 				resource.TestMatchResourceAttr("hadron_gpu_instance.aws", "vcpus", regexp.MustCompile(`^[1-9]\d*$`)),
 				resource.TestMatchResourceAttr("hadron_gpu_instance.aliyun", "hostname", regexp.MustCompile(`.+`)),
 				resource.TestMatchOutput("aws_node", regexp.MustCompile(`^ready 0\.1\.0-acc vcpus=[1-9]`)),
+				captureID("hadron_gpu_instance.aws", &awsID),
 			),
 		}, {
 			// The node's host key changes between applies: refresh refuses it.
@@ -214,6 +216,42 @@ output "aws_node" {
 			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 				plancheck.ExpectResourceAction("hadron_gpu_instance.aws", plancheck.ResourceActionNoop),
 			}},
+		}, {
+			// Someone stops the EC2 instance in the console: refresh says so
+			// (with a warning) instead of failing to reach the agent.
+			PreConfig: func() {
+				if err := ec2.Stop(awsID); err != nil {
+					t.Fatal(err)
+				}
+			},
+			RefreshState: true,
+			Check: resource.ComposeAggregateTestCheckFunc(
+				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "status", "stopped"),
+				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "public_ip", ""),
+			),
+		}, {
+			// The plan leaves the stopped node alone: no re-install that
+			// could not reach it.
+			Config: config,
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				plancheck.ExpectResourceAction("hadron_gpu_instance.aws", plancheck.ResourceActionNoop),
+			}},
+		}, {
+			// Started again, with a new public IP and the same disk: refresh
+			// finds the agent, and nothing changes.
+			PreConfig: func() {
+				if err := ec2.Start(awsID); err != nil {
+					t.Fatal(err)
+				}
+			},
+			Config: config,
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				plancheck.ExpectResourceAction("hadron_gpu_instance.aws", plancheck.ResourceActionNoop),
+			}},
+			Check: resource.ComposeAggregateTestCheckFunc(
+				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "status", "ready"),
+				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "public_ip", "127.0.0.2"),
+			),
 		}, {
 			// A provider with a newer runtime: the plan shows an in-place
 			// upgrade of both nodes, and apply performs it.

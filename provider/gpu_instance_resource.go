@@ -173,7 +173,8 @@ func (r *gpuInstanceResource) Schema(ctx context.Context, _ resource.SchemaReque
 			"host_key_fingerprint": schema.StringAttribute{Computed: true, PlanModifiers: stable,
 				MarkdownDescription: "SSH host key of the node as first seen (`SHA256:…`); a different key later is an error."},
 			"status": schema.StringAttribute{Computed: true,
-				MarkdownDescription: "`ready` when the node's agent answers; otherwise what is wrong: `agent_unreachable`, or `gone` when " +
+				MarkdownDescription: "`ready` when the node's agent answers; otherwise what is wrong: `agent_unreachable`, the cloud's " +
+					"state when the instance is not running (`stopped`: start it, and refresh finds the agent again), or `gone` when " +
 					"the instance no longer exists (a reclaimed spot node, or one deleted outside Terraform). A gone node is replaced by the " +
 					"next apply; destroy removes the security group and key pair Hadron made for it."},
 			"endpoint": schema.StringAttribute{Computed: true, PlanModifiers: stable,
@@ -539,6 +540,21 @@ func (r *gpuInstanceResource) Read(ctx context.Context, req resource.ReadRequest
 		bareInstance(&state, inst)
 		setUnknownsNull(&state)
 		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+		return
+	}
+	if state.Cloud.ValueString() != "local" && inst.State != "running" {
+		// Stopped (or starting, or stopping) out of band: there is no
+		// agent to ask, and a re-install could not reach the node. Say so
+		// and leave the runtime as it was; once the instance runs again,
+		// refresh finds the agent (or plans a re-install).
+		r.data.nodes.drop(state.ID.ValueString())
+		state.Status = types.StringValue(inst.State)
+		setUnknownsNull(&state)
+		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+		resp.Diagnostics.AddWarning("Instance Not Running",
+			fmt.Sprintf("Instance %s is %s. Hadron does not start instances stopped outside Terraform: start it in the cloud "+
+				"(the runtime comes back with it, or the next apply re-installs it), or replace it with terraform apply -replace.",
+				state.ID.ValueString(), inst.State))
 		return
 	}
 	var nerr error

@@ -76,7 +76,7 @@ func (r *modelEndpointResource) Schema(ctx context.Context, _ resource.SchemaReq
 			"max_batch_size": schema.Int64Attribute{Optional: true, Validators: []validator.Int64{int64validator.AtLeast(0)},
 				MarkdownDescription: "Dynamic batching: requests are joined along the first dimension up to this many rows. 0 or 1 disables it."},
 			"max_queue_delay": schema.StringAttribute{Optional: true,
-				Validators:          []validator.String{stringvalidator.RegexMatches(durationRE, `must be a duration such as "2ms" or "500us"`)},
+				Validators: []validator.String{stringvalidator.RegexMatches(durationRE, `must be a duration such as "2ms" or "500us"`)},
 				MarkdownDescription: "The longest a request waits in the queue for others to join its batch, e.g. `2ms` " +
 					"(Triton's `max_queue_delay`). A batch waits only while more requests are being received, so a lone client pays none of it."},
 			"instances_per_node": schema.Int64Attribute{Optional: true, Validators: []validator.Int64{int64validator.AtLeast(1)},

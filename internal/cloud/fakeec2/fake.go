@@ -258,6 +258,7 @@ type instance struct {
 	reservationID string
 	pollsLeft     int
 	notFoundLeft  int
+	publicOnStart bool // stopped with a public IP: gets a new one on start
 }
 
 type securityGroup struct{ SecurityGroup }
@@ -560,6 +561,42 @@ func (f *Fake) Terminate(id string, immediate bool) error {
 	f.terminateLocked(in, reason)
 	if immediate {
 		in.State, in.pollsLeft = "terminated", 0
+	}
+	return nil
+}
+
+// Stop stops a running instance out of band, as its owner does in the
+// console: it is stopped at once and loses its public IP address.
+func (f *Fake) Stop(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := f.findInstance(id)
+	if in == nil {
+		return fmt.Errorf("instance %s: %w", id, ErrUnknown)
+	}
+	if in.State != "running" {
+		return fmt.Errorf("instance %s is %s, not running", id, in.State)
+	}
+	in.publicOnStart = in.PublicIP != ""
+	in.State, in.StateReason, in.PublicIP = "stopped", "Client.UserInitiatedShutdown: User initiated shutdown", ""
+	return nil
+}
+
+// Start starts a stopped instance out of band: it is running at once, with
+// a new public IP address when its subnet gives one.
+func (f *Fake) Start(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := f.findInstance(id)
+	if in == nil {
+		return fmt.Errorf("instance %s: %w", id, ErrUnknown)
+	}
+	if in.State != "stopped" {
+		return fmt.Errorf("instance %s is %s, not stopped", id, in.State)
+	}
+	in.State, in.StateReason = "running", ""
+	if in.publicOnStart {
+		in.PublicIP = f.nextPublicIP()
 	}
 	return nil
 }

@@ -202,13 +202,7 @@ func (f *Fake) runInstances(req *request) (response, *apiError) {
 	in.VpcID = sn.VpcID
 	in.PrivateIP = privateIP(sn.CIDR, f.seq)
 	if (p.publicIP == nil && sn.MapPublicIPOnLaunch) || (p.publicIP != nil && *p.publicIP) {
-		if len(f.publicIPs) > 0 {
-			in.PublicIP, f.publicIPs = f.publicIPs[0], f.publicIPs[1:]
-		} else if f.defaultIP != "" {
-			in.PublicIP = f.defaultIP
-		} else {
-			in.PublicIP = fmt.Sprintf("203.0.113.%d", 1+f.seq%254)
-		}
+		in.PublicIP = f.nextPublicIP()
 	}
 	for _, m := range []*map[string]string{&in.Tags, &in.VolumeTags, &in.NetworkIfaceTags, &in.SpotRequestTags} {
 		if *m == nil {
@@ -601,4 +595,18 @@ func (f *Fake) terminateInstances(req *request) (response, *apiError) {
 		res.Instances = append(res.Instances, xmlStateChange{InstanceID: in.ID, CurrentState: stateOf(in.State), PreviousState: stateOf(prev)})
 	}
 	return res, nil
+}
+
+// nextPublicIP is the public address the next instance that gets one gets.
+func (f *Fake) nextPublicIP() string {
+	switch {
+	case len(f.publicIPs) > 0:
+		ip := f.publicIPs[0]
+		f.publicIPs = f.publicIPs[1:]
+		return ip
+	case f.defaultIP != "":
+		return f.defaultIP
+	default:
+		return fmt.Sprintf("203.0.113.%d", 1+f.seq%254)
+	}
 }
