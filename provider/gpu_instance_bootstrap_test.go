@@ -174,7 +174,7 @@ output "aws_node" {
 }
 `, dir, testHadrond, bundle, ec2.URL, fakeecs.TestAccessKeyID, fakeecs.TestAccessKeySecret, ecs.URL, keyA, nodeA.Port, keyB, nodeB.Port)
 
-	var awsID string
+	var awsID, aliyunID string
 	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy: func(*terraform.State) error {
@@ -202,6 +202,7 @@ output "aws_node" {
 				resource.TestMatchResourceAttr("hadron_gpu_instance.aliyun", "hostname", regexp.MustCompile(`.+`)),
 				resource.TestMatchOutput("aws_node", regexp.MustCompile(`^ready 0\.1\.0-acc vcpus=[1-9]`)),
 				captureID("hadron_gpu_instance.aws", &awsID),
+				captureID("hadron_gpu_instance.aliyun", &aliyunID),
 			),
 		}, {
 			// The node's host key changes between applies: refresh refuses it.
@@ -217,10 +218,13 @@ output "aws_node" {
 				plancheck.ExpectResourceAction("hadron_gpu_instance.aws", plancheck.ResourceActionNoop),
 			}},
 		}, {
-			// Someone stops the EC2 instance in the console: refresh says so
-			// (with a warning) instead of failing to reach the agent.
+			// Someone stops both instances in the console: refresh says so
+			// (with a warning) instead of failing to reach the agents.
 			PreConfig: func() {
 				if err := ec2.Stop(awsID); err != nil {
+					t.Fatal(err)
+				}
+				if err := ecs.Stop(aliyunID); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -228,29 +232,36 @@ output "aws_node" {
 			Check: resource.ComposeAggregateTestCheckFunc(
 				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "status", "stopped"),
 				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "public_ip", ""),
+				resource.TestCheckResourceAttr("hadron_gpu_instance.aliyun", "status", "stopped"),
 			),
 		}, {
-			// The plan leaves the stopped node alone: no re-install that
-			// could not reach it.
+			// The plan leaves the stopped nodes alone: no re-install that
+			// could not reach them.
 			Config: config,
 			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 				plancheck.ExpectResourceAction("hadron_gpu_instance.aws", plancheck.ResourceActionNoop),
+				plancheck.ExpectResourceAction("hadron_gpu_instance.aliyun", plancheck.ResourceActionNoop),
 			}},
 		}, {
-			// Started again, with a new public IP and the same disk: refresh
-			// finds the agent, and nothing changes.
+			// Started again (EC2 with a new public IP), same disks: refresh
+			// finds the agents, and nothing changes.
 			PreConfig: func() {
 				if err := ec2.Start(awsID); err != nil {
+					t.Fatal(err)
+				}
+				if err := ecs.Start(aliyunID); err != nil {
 					t.Fatal(err)
 				}
 			},
 			Config: config,
 			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 				plancheck.ExpectResourceAction("hadron_gpu_instance.aws", plancheck.ResourceActionNoop),
+				plancheck.ExpectResourceAction("hadron_gpu_instance.aliyun", plancheck.ResourceActionNoop),
 			}},
 			Check: resource.ComposeAggregateTestCheckFunc(
 				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "status", "ready"),
 				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "public_ip", "127.0.0.2"),
+				resource.TestCheckResourceAttr("hadron_gpu_instance.aliyun", "status", "ready"),
 			),
 		}, {
 			// A provider with a newer runtime: the plan shows an in-place

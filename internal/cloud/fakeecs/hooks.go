@@ -72,6 +72,32 @@ func (s *Server) Release(id string) error {
 	return nil
 }
 
+// Stop stops a running instance out of band, as its owner does in the
+// console (standard stop mode: it keeps its public IP address).
+func (s *Server) Stop(id string) error {
+	return s.setStatus(id, "Running", "Stopped")
+}
+
+// Start starts a stopped instance out of band.
+func (s *Server) Start(id string) error {
+	return s.setStatus(id, "Stopped", "Running")
+}
+
+func (s *Server) setStatus(id, from, to string) error {
+	w := s.world
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	in, ok := w.instances[id]
+	if !ok || in.Released {
+		return fmt.Errorf("fakeecs: %s: no such instance", id)
+	}
+	if in.Status != from {
+		return fmt.Errorf("fakeecs: %s is %s, not %s", id, in.Status, from)
+	}
+	in.Status = to
+	return nil
+}
+
 // Reclaim marks a spot instance as being reclaimed: it stays listed with the
 // operation lock Recycling until it is released.
 func (s *Server) Reclaim(id string) error {

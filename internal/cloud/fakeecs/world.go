@@ -16,7 +16,7 @@ type Instance struct {
 	Region                  string            `json:"region"`
 	Zone                    string            `json:"zone"`
 	InstanceType            string            `json:"instance_type"`
-	Status                  string            `json:"status"` // Pending, Starting, Running, Stopping, Deleted
+	Status                  string            `json:"status"` // Pending, Starting, Running, Stopped, Stopping, Deleted
 	Name                    string            `json:"name"`
 	ImageID                 string            `json:"image_id"`
 	VpcID                   string            `json:"vpc_id"`
