@@ -136,6 +136,28 @@ resource "hadron_gpu_instance" "test" {
 				},
 			},
 			{
+				// Stopped in the console: refresh says so, and the next apply
+				// starts the same instance again.
+				PreConfig: func() {
+					if err := srv.Stop(firstID); err != nil {
+						t.Fatalf("stopping %s out of band: %v", firstID, err)
+					}
+				},
+				RefreshState:       true,
+				ExpectNonEmptyPlan: true,
+				Check:              resource.TestCheckResourceAttr(name, "status", "stopped"),
+			},
+			{
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate),
+				}},
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr(name, "status", "running"),
+					resource.TestCheckResourceAttrPtr(name, "id", &firstID),
+				),
+			},
+			{
 				// A spot reclaim: the instance terminates out of band, and the
 				// plan replaces it.
 				PreConfig: func() {

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/hadron-ai/terraform-provider-hadron/internal/bootstrap"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/bootstrap/sshdtest"
@@ -219,7 +220,7 @@ output "aws_node" {
 			}},
 		}, {
 			// Someone stops both instances in the console: refresh says so
-			// (with a warning) instead of failing to reach the agents.
+			// (with a warning) instead of trying to reach the agents.
 			PreConfig: func() {
 				if err := ec2.Stop(awsID); err != nil {
 					t.Fatal(err)
@@ -228,40 +229,35 @@ output "aws_node" {
 					t.Fatal(err)
 				}
 			},
-			RefreshState: true,
+			RefreshState:       true,
+			ExpectNonEmptyPlan: true,
 			Check: resource.ComposeAggregateTestCheckFunc(
 				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "status", "stopped"),
 				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "public_ip", ""),
 				resource.TestCheckResourceAttr("hadron_gpu_instance.aliyun", "status", "stopped"),
 			),
 		}, {
-			// The plan leaves the stopped nodes alone: no re-install that
-			// could not reach them.
+			// The next apply starts them (EC2 gives a new public IP) and
+			// brings their runtime back, in place.
 			Config: config,
 			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-				plancheck.ExpectResourceAction("hadron_gpu_instance.aws", plancheck.ResourceActionNoop),
-				plancheck.ExpectResourceAction("hadron_gpu_instance.aliyun", plancheck.ResourceActionNoop),
-			}},
-		}, {
-			// Started again (EC2 with a new public IP), same disks: refresh
-			// finds the agents, and nothing changes.
-			PreConfig: func() {
-				if err := ec2.Start(awsID); err != nil {
-					t.Fatal(err)
-				}
-				if err := ecs.Start(aliyunID); err != nil {
-					t.Fatal(err)
-				}
-			},
-			Config: config,
-			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
-				plancheck.ExpectResourceAction("hadron_gpu_instance.aws", plancheck.ResourceActionNoop),
-				plancheck.ExpectResourceAction("hadron_gpu_instance.aliyun", plancheck.ResourceActionNoop),
+				plancheck.ExpectResourceAction("hadron_gpu_instance.aws", plancheck.ResourceActionUpdate),
+				plancheck.ExpectResourceAction("hadron_gpu_instance.aliyun", plancheck.ResourceActionUpdate),
+				plancheck.ExpectUnknownValue("hadron_gpu_instance.aws", tfjsonpath.New("public_ip")),
 			}},
 			Check: resource.ComposeAggregateTestCheckFunc(
 				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "status", "ready"),
 				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "public_ip", "127.0.0.2"),
 				resource.TestCheckResourceAttr("hadron_gpu_instance.aliyun", "status", "ready"),
+				func(*terraform.State) error {
+					if in, _ := ec2.Instance(awsID); in.State != "running" {
+						return fmt.Errorf("EC2 instance %s is %s after apply, want running", awsID, in.State)
+					}
+					if in, _ := ecs.Instance(aliyunID); in.Status != "Running" {
+						return fmt.Errorf("ECS instance %s is %s after apply, want Running", aliyunID, in.Status)
+					}
+					return nil
+				},
 			),
 		}, {
 			// A provider with a newer runtime: the plan shows an in-place

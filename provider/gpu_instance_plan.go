@@ -297,6 +297,7 @@ func (r *gpuInstanceResource) ModifyPlan(ctx context.Context, req resource.Modif
 	}
 	creating := req.State.Raw.IsNull() || len(resp.RequiresReplace) > 0
 	if !creating {
+		r.planStart(ctx, &plan, req, resp)
 		r.planRuntimeUpgrade(ctx, &plan, req, resp)
 		r.data.budget.add(plan.Name.ValueString(), plan.HourlyPrice.ValueFloat64())
 		resp.Diagnostics.Append(r.data.budget.check(path.Root("hourly_price"))...)
@@ -406,6 +407,20 @@ func (d *providerData) landedCandidates(m *gpuInstanceModel, inst *cloud.Instanc
 // planRuntimeUpgrade plans an in-place runtime install on a cloud node whose
 // runtime is not the bundle's version: a provider upgrade, a dead agent, or
 // install_runtime turned on.
+// planStart plans starting a cloud instance that was stopped outside
+// Terraform: its status and public IP are known after apply (a runtime node
+// also plans a re-install, which brings its agent back; see
+// planRuntimeUpgrade).
+func (r *gpuInstanceResource) planStart(ctx context.Context, plan *gpuInstanceModel, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	var status types.String
+	resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root("status"), &status)...)
+	if status.ValueString() != statusStopped || plan.Cloud.ValueString() == "local" {
+		return
+	}
+	plan.Status, plan.PublicIP = types.StringUnknown(), types.StringUnknown()
+	resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)
+}
+
 func (r *gpuInstanceResource) planRuntimeUpgrade(ctx context.Context, plan *gpuInstanceModel, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	var state gpuInstanceModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
@@ -427,7 +442,7 @@ func (r *gpuInstanceResource) planRuntimeUpgrade(ctx context.Context, plan *gpuI
 		}
 	case plan.InstallRuntime.ValueBool():
 		b, err := r.data.bundle()
-		if err != nil || (state.RuntimeVersion.ValueString() == b.Version && state.InstallRuntime.ValueBool()) {
+		if err != nil || (state.RuntimeVersion.ValueString() == b.Version && state.InstallRuntime.ValueBool() && state.Status.ValueString() != statusStopped) {
 			return
 		}
 		want = b.Version

@@ -59,8 +59,12 @@ type gpuInstanceResource struct {
 	data *providerData
 }
 
-// statusGone is the status of a node whose instance no longer exists.
-const statusGone = "gone"
+// statusGone is the status of a node whose instance no longer exists, and
+// statusStopped that of one stopped outside Terraform.
+const (
+	statusGone    = "gone"
+	statusStopped = "stopped"
+)
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
@@ -174,7 +178,7 @@ func (r *gpuInstanceResource) Schema(ctx context.Context, _ resource.SchemaReque
 				MarkdownDescription: "SSH host key of the node as first seen (`SHA256:…`); a different key later is an error."},
 			"status": schema.StringAttribute{Computed: true,
 				MarkdownDescription: "`ready` when the node's agent answers; otherwise what is wrong: `agent_unreachable`, the cloud's " +
-					"state when the instance is not running (`stopped`: start it, and refresh finds the agent again), or `gone` when " +
+					"state when the instance is not running (`stopped` outside Terraform: the next apply starts it), or `gone` when " +
 					"the instance no longer exists (a reclaimed spot node, or one deleted outside Terraform). A gone node is replaced by the " +
 					"next apply; destroy removes the security group and key pair Hadron made for it."},
 			"endpoint": schema.StringAttribute{Computed: true, PlanModifiers: stable,
@@ -544,17 +548,16 @@ func (r *gpuInstanceResource) Read(ctx context.Context, req resource.ReadRequest
 	}
 	if state.Cloud.ValueString() != "local" && inst.State != "running" {
 		// Stopped (or starting, or stopping) out of band: there is no
-		// agent to ask, and a re-install could not reach the node. Say so
-		// and leave the runtime as it was; once the instance runs again,
-		// refresh finds the agent (or plans a re-install).
+		// agent to ask. A stopped node is started by the next apply (see
+		// planStart); one in transition is read again next time.
 		r.data.nodes.drop(state.ID.ValueString())
 		state.Status = types.StringValue(inst.State)
 		setUnknownsNull(&state)
 		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
-		resp.Diagnostics.AddWarning("Instance Not Running",
-			fmt.Sprintf("Instance %s is %s. Hadron does not start instances stopped outside Terraform: start it in the cloud "+
-				"(the runtime comes back with it, or the next apply re-installs it), or replace it with terraform apply -replace.",
-				state.ID.ValueString(), inst.State))
+		if inst.State == statusStopped {
+			resp.Diagnostics.AddWarning("Instance Stopped",
+				fmt.Sprintf("Instance %s was stopped outside Terraform: the next apply starts it and brings its runtime back.", state.ID.ValueString()))
+		}
 		return
 	}
 	var nerr error
@@ -618,8 +621,24 @@ func (r *gpuInstanceResource) Update(ctx context.Context, req resource.UpdateReq
 	}
 	// Everything else that can change is replaced; copy the computed values.
 	plan.ID, plan.Endpoint, plan.Token, plan.HostKeyFingerprint = state.ID, state.Endpoint, state.Token, state.HostKeyFingerprint
+	var started *cloud.Instance
+	if state.Status.ValueString() == statusStopped && state.Cloud.ValueString() != "local" {
+		starter, ok := b.(cloud.Starter)
+		if !ok {
+			resp.Diagnostics.Append(errorDiag("Instance Not Started", "The "+b.Name()+" cloud cannot start "+state.ID.ValueString()+"; start it there and apply again.", nil))
+			return
+		}
+		if started, err = starter.Start(ctx, state.ID.ValueString()); err != nil {
+			resp.Diagnostics.Append(errorDiag("Instance Not Started", "Hadron could not start "+state.ID.ValueString()+", which was stopped outside Terraform.", err))
+			return
+		}
+		applyInstance(&plan, started)
+	}
 	if !r.runsRuntime(&plan) {
 		plan.Status = state.Status
+		if started != nil {
+			bareInstance(&plan, started)
+		}
 		setUnknownsNull(&plan)
 		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 		return
@@ -633,8 +652,10 @@ func (r *gpuInstanceResource) Update(ctx context.Context, req resource.UpdateReq
 		if err := r.refreshNode(ctx, &plan); err != nil {
 			plan.Status = types.StringValue("agent_unreachable")
 		}
-	} else if plan.Cloud.ValueString() != "local" && !plan.RuntimeVersion.Equal(state.RuntimeVersion) {
-		// A runtime upgrade, a dead agent or install_runtime turned on: install again.
+	} else if plan.Cloud.ValueString() != "local" && (started != nil || !plan.RuntimeVersion.Equal(state.RuntimeVersion)) {
+		// A runtime upgrade, a dead agent, install_runtime turned on or a
+		// node just started (its supervisor does not outlive a stop): install
+		// again, which keeps what is in place and restarts what is not.
 		inst, err := b.Get(ctx, state.ID.ValueString())
 		if err == nil {
 			err = r.bootstrapNode(ctx, &plan, inst)

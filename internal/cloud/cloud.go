@@ -45,6 +45,13 @@ type ManagedRemover interface {
 	RemoveManaged(ctx context.Context, instanceID, securityGroupID, keyName string) error
 }
 
+// Starter is implemented by backends that can start an instance stopped
+// outside Terraform. Start returns once it runs (its addresses may have
+// changed).
+type Starter interface {
+	Start(ctx context.Context, id string) (*Instance, error)
+}
+
 // Tagger is implemented by backends that can change an instance's tags in
 // place; the provider updates tags through it instead of replacing the node.
 type Tagger interface {

@@ -153,6 +153,33 @@ func (b *Backend) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
+var _ cloud.Starter = (*Backend)(nil)
+
+// Start implements cloud.Starter: StartInstance, then wait until Running.
+func (b *Backend) Start(ctx context.Context, id string) (*cloud.Instance, error) {
+	region, ecsID, err := b.parseID(id)
+	if err != nil {
+		return nil, err
+	}
+	c, err := b.client(ctx, region)
+	if err != nil {
+		return nil, err
+	}
+	_, err = call(ctx, b, "StartInstance", func() (*ecs.StartInstanceResponse, error) {
+		req := ecs.CreateStartInstanceRequest()
+		req.InstanceId = ecsID
+		return c.StartInstance(req)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting ECS instance %s: %w", id, err)
+	}
+	in, err := b.waitInstanceRunning(ctx, c, region, ecsID)
+	if err != nil {
+		return nil, fmt.Errorf("starting ECS instance %s: %w", id, err)
+	}
+	return b.toInstance(in), nil
+}
+
 var _ cloud.ManagedRemover = (*Backend)(nil)
 
 // RemoveManaged implements cloud.ManagedRemover.

@@ -59,6 +59,24 @@ func (b *Backend) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
+var _ cloud.Starter = (*Backend)(nil)
+
+// Start implements cloud.Starter.
+func (b *Backend) Start(ctx context.Context, id string) (*cloud.Instance, error) {
+	c := b.client("")
+	if _, err := c.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
+		if errorCode(err) == codeInstanceNotFound {
+			return nil, fmt.Errorf("starting EC2 instance (%s): %w: %w", id, cloud.ErrNotFound, err)
+		}
+		return nil, fmt.Errorf("starting EC2 instance (%s): %w", id, err)
+	}
+	in, err := b.waitInstanceRunning(ctx, c, id)
+	if err != nil {
+		return nil, fmt.Errorf("starting EC2 instance (%s): %w", id, err)
+	}
+	return toInstance(b.cfg.Region, in), nil
+}
+
 var _ cloud.ManagedRemover = (*Backend)(nil)
 
 // RemoveManaged implements cloud.ManagedRemover.

@@ -61,6 +61,8 @@ func handler(action string) handlerFunc {
 		return (*Fake).describeInstances
 	case "TerminateInstances":
 		return (*Fake).terminateInstances
+	case "StartInstances":
+		return (*Fake).startInstances
 	case "DescribeImages":
 		return (*Fake).describeImages
 	case "DescribeSubnets":

@@ -582,25 +582,6 @@ func (f *Fake) Stop(id string) error {
 	return nil
 }
 
-// Start starts a stopped instance out of band: it is running at once, with
-// a new public IP address when its subnet gives one.
-func (f *Fake) Start(id string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	in := f.findInstance(id)
-	if in == nil {
-		return fmt.Errorf("instance %s: %w", id, ErrUnknown)
-	}
-	if in.State != "stopped" {
-		return fmt.Errorf("instance %s is %s, not stopped", id, in.State)
-	}
-	in.State, in.StateReason = "running", ""
-	if in.publicOnStart {
-		in.PublicIP = f.nextPublicIP()
-	}
-	return nil
-}
-
 // Expire drops a terminated instance from every answer, as EC2 does about an
 // hour after termination.
 func (f *Fake) Expire(id string) error {

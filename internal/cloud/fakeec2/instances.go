@@ -597,6 +597,38 @@ func (f *Fake) terminateInstances(req *request) (response, *apiError) {
 	return res, nil
 }
 
+// startInstances starts stopped instances: pending for PendingPolls polls,
+// then running, with a new public IP where they had one.
+func (f *Fake) startInstances(req *request) (response, *apiError) {
+	ids := list(req.form, "InstanceId")
+	if len(ids) == 0 {
+		return nil, badRequest("MissingParameter", "The request must contain the parameter InstanceId")
+	}
+	var targets []*instance
+	for _, id := range ids {
+		in := f.findInstance(id)
+		if in == nil || in.Region != req.region {
+			return nil, badRequest("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
+		}
+		if in.State != "stopped" && in.State != "pending" && in.State != "running" {
+			return nil, badRequest("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be started.", id)
+		}
+		targets = append(targets, in)
+	}
+	res := &terminateInstancesResponse{}
+	for _, in := range targets {
+		prev := in.State
+		if in.State == "stopped" {
+			in.State, in.StateReason, in.pollsLeft = "pending", "", f.cfg.PendingPolls
+			if in.publicOnStart {
+				in.PublicIP = f.nextPublicIP()
+			}
+		}
+		res.Instances = append(res.Instances, xmlStateChange{InstanceID: in.ID, CurrentState: stateOf(in.State), PreviousState: stateOf(prev)})
+	}
+	return res, nil
+}
+
 // nextPublicIP is the public address the next instance that gets one gets.
 func (f *Fake) nextPublicIP() string {
 	switch {

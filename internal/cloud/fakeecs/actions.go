@@ -24,6 +24,8 @@ func handlerFor(action string) handler {
 		return (*world).describeInstances
 	case "DeleteInstance":
 		return (*world).deleteInstance
+	case "StartInstance":
+		return (*world).startInstance
 	case "DescribeAvailableResource":
 		return (*world).describeAvailableResource
 	case "DescribeSpotPriceHistory":
@@ -433,6 +435,28 @@ func (w *world) describeInstances(p map[string]string) (map[string]any, *apiErro
 		"Instances":  map[string]any{"Instance": out},
 		"TotalCount": len(matched), "PageNumber": page, "PageSize": size, "NextToken": "",
 	}, nil
+}
+
+// startInstance starts a Stopped instance: Starting, then Running.
+func (w *world) startInstance(p map[string]string) (map[string]any, *apiError) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	id := p["InstanceId"]
+	if id == "" {
+		return nil, errorf(http.StatusBadRequest, "MissingParameter", "The input parameter \"InstanceId\" that is mandatory for processing this request is not supplied.")
+	}
+	in := w.instances[id]
+	if in == nil || in.Released {
+		return nil, errorf(http.StatusNotFound, "InvalidInstanceId.NotFound", "The specified InstanceId %q does not exist.", id)
+	}
+	if in.Status != "Stopped" {
+		return nil, errorf(http.StatusForbidden, "IncorrectInstanceStatus", "The current status of the resource does not support this operation: %s.", in.Status)
+	}
+	in.Status, in.steps = "Starting", 0
+	if w.opts.Instant {
+		in.Status = "Running"
+	}
+	return map[string]any{}, nil
 }
 
 func (w *world) deleteInstance(p map[string]string) (map[string]any, *apiError) {

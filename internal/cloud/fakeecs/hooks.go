@@ -75,26 +75,17 @@ func (s *Server) Release(id string) error {
 // Stop stops a running instance out of band, as its owner does in the
 // console (standard stop mode: it keeps its public IP address).
 func (s *Server) Stop(id string) error {
-	return s.setStatus(id, "Running", "Stopped")
-}
-
-// Start starts a stopped instance out of band.
-func (s *Server) Start(id string) error {
-	return s.setStatus(id, "Stopped", "Running")
-}
-
-func (s *Server) setStatus(id, from, to string) error {
 	w := s.world
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	in, ok := w.instances[id]
 	if !ok || in.Released {
-		return fmt.Errorf("fakeecs: %s: no such instance", id)
+		return fmt.Errorf("fakeecs: stop %s: no such instance", id)
 	}
-	if in.Status != from {
-		return fmt.Errorf("fakeecs: %s is %s, not %s", id, in.Status, from)
+	if in.Status != "Running" {
+		return fmt.Errorf("fakeecs: stop %s: it is %s, not Running", id, in.Status)
 	}
-	in.Status = to
+	in.Status = "Stopped"
 	return nil
 }
 
