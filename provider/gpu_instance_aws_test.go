@@ -352,6 +352,31 @@ resource "hadron_gpu_instance" "x" {
   instance_type   = "g5.xlarge"
   install_runtime = false
 }`, diagRE("Missing Region", "Set region, or a region in the provider's aws block (or AWS_REGION).")},
+		{"idle action without idle timeout", awsProviderConfig(srv.URL), `
+resource "hadron_gpu_instance" "x" {
+  name          = "x"
+  cloud         = "aws"
+  instance_type = "g5.xlarge"
+  ssh {
+    private_key = "unused"
+  }
+  runtime {
+    idle_action = "poweroff"
+  }
+}`, diagRE("Idle Action Without Idle Timeout", `idle_action = "poweroff"`, "set idle_timeout")},
+		{"unknown idle action", awsProviderConfig(srv.URL), `
+resource "hadron_gpu_instance" "x" {
+  name          = "x"
+  cloud         = "aws"
+  instance_type = "g5.xlarge"
+  ssh {
+    private_key = "unused"
+  }
+  runtime {
+    idle_timeout = "1h"
+    idle_action  = "halt"
+  }
+}`, diagRE("Invalid Attribute Value Match", "runtime.idle_action", `"stop" "poweroff"`, `"halt"`)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

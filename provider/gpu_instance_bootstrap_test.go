@@ -273,6 +273,34 @@ output "aws_node" {
 				resource.TestCheckResourceAttr("hadron_gpu_instance.aliyun", "runtime_version", "0.1.1-acc"),
 				resource.TestMatchOutput("aws_node", regexp.MustCompile(`^ready 0\.1\.1-acc vcpus=[1-9]`)),
 			),
+		}, {
+			// A changed runtime block is applied in place: the agent's
+			// config is rewritten and it restarts.
+			Config: strings.Replace(strings.Replace(config, bundle, nextBundle, 1), `    check_gpu_driver = false
+  }
+}
+
+resource "hadron_gpu_instance" "aliyun"`, `    check_gpu_driver = false
+    idle_timeout     = "2h"
+    idle_action      = "stop"
+  }
+}
+
+resource "hadron_gpu_instance" "aliyun"`, 1),
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				plancheck.ExpectResourceAction("hadron_gpu_instance.aws", plancheck.ResourceActionUpdate),
+				plancheck.ExpectResourceAction("hadron_gpu_instance.aliyun", plancheck.ResourceActionNoop),
+			}},
+			Check: resource.ComposeAggregateTestCheckFunc(
+				resource.TestCheckResourceAttr("hadron_gpu_instance.aws", "status", "ready"),
+				func(*terraform.State) error {
+					b, err := os.ReadFile(filepath.Join(dir, "aws", "prefix", "etc", "hadrond.hcl"))
+					if err != nil || !strings.Contains(string(b), `idle_timeout     = "2h"`) || !strings.Contains(string(b), `idle_action      = "stop"`) {
+						return fmt.Errorf("agent config after the change (%v):\n%s", err, b)
+					}
+					return nil
+				},
+			),
 		}},
 	})
 }

@@ -421,6 +421,10 @@ func (r *gpuInstanceResource) planStart(ctx context.Context, plan *gpuInstanceMo
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, plan)...)
 }
 
+// planRuntimeUpgrade plans an in-place (re)install of the runtime: a newer
+// bundle or local hadrond, a runtime that is unknown (dead agent, imported
+// node) or was not installed, a changed runtime block, or a stopped node
+// that apply starts. What the agent reports is then known after apply.
 func (r *gpuInstanceResource) planRuntimeUpgrade(ctx context.Context, plan *gpuInstanceModel, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
 	var state gpuInstanceModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
@@ -442,7 +446,8 @@ func (r *gpuInstanceResource) planRuntimeUpgrade(ctx context.Context, plan *gpuI
 		}
 	case plan.InstallRuntime.ValueBool():
 		b, err := r.data.bundle()
-		if err != nil || (state.RuntimeVersion.ValueString() == b.Version && state.InstallRuntime.ValueBool() && state.Status.ValueString() != statusStopped) {
+		if err != nil || (state.RuntimeVersion.ValueString() == b.Version && state.InstallRuntime.ValueBool() &&
+			state.Status.ValueString() != statusStopped && sameRuntimeBlock(plan.Runtime, state.Runtime)) {
 			return
 		}
 		want = b.Version

@@ -34,6 +34,7 @@ import (
 	"github.com/hadron-ai/terraform-provider-hadron/internal/bootstrap"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud/local"
+	"github.com/hadron-ai/terraform-provider-hadron/runtime/agent"
 )
 
 var (
@@ -231,7 +232,12 @@ func (r *gpuInstanceResource) Schema(ctx context.Context, _ resource.SchemaReque
 					"public_inference": schema.BoolAttribute{Optional: true, MarkdownDescription: "Serve inference without the token."},
 					"idle_timeout": schema.StringAttribute{Optional: true, Validators: []validator.String{stringvalidator.RegexMatches(durationRE, `must be a duration such as "30m"`)},
 						MarkdownDescription: "Stop the agent after this long without requests or running jobs (e.g. `2h`); systemd and the " +
-							"supervisor leave it stopped (the instance keeps running and billing), and the next apply starts it again."},
+							"supervisor leave it stopped, and the next apply starts it again. See `idle_action`."},
+					"idle_action": schema.StringAttribute{Optional: true, Validators: []validator.String{stringvalidator.OneOf(idleActions...)},
+						MarkdownDescription: "What `idle_timeout` does: " + enumDescription(idleActions) + ". `stop` (default) stops the agent; " +
+							"the instance keeps running and billing. `poweroff` also powers the node off (needs root or passwordless sudo on it): " +
+							"EC2 stops an EBS-backed instance, which ends its compute charges; ECS stops the instance, whose charges depend on the " +
+							"account's stop mode. The next plan shows the node `stopped`, and apply starts it again."},
 				},
 			},
 			"gpu": schema.SingleNestedBlock{
@@ -275,6 +281,10 @@ func (r *gpuInstanceResource) ValidateConfig(ctx context.Context, req resource.V
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if resp.Diagnostics.HasError() || m.Cloud.IsUnknown() {
 		return
+	}
+	if rt := m.Runtime; rt != nil && rt.IdleAction.ValueString() == agent.IdlePoweroff && rt.IdleTimeout.IsNull() {
+		resp.Diagnostics.Append(attrError(path.Root("runtime").AtName("idle_action"), "Idle Action Without Idle Timeout",
+			"idle_action = \"poweroff\" acts when the node has been idle for idle_timeout: set idle_timeout (for example \"2h\") too."))
 	}
 	c := m.effectiveCloud()
 	if c != "local" {
@@ -652,10 +662,11 @@ func (r *gpuInstanceResource) Update(ctx context.Context, req resource.UpdateReq
 		if err := r.refreshNode(ctx, &plan); err != nil {
 			plan.Status = types.StringValue("agent_unreachable")
 		}
-	} else if plan.Cloud.ValueString() != "local" && (started != nil || !plan.RuntimeVersion.Equal(state.RuntimeVersion)) {
-		// A runtime upgrade, a dead agent, install_runtime turned on or a
-		// node just started (its supervisor does not outlive a stop): install
-		// again, which keeps what is in place and restarts what is not.
+	} else if plan.Cloud.ValueString() != "local" && (started != nil || !plan.RuntimeVersion.Equal(state.RuntimeVersion) || !sameRuntimeBlock(plan.Runtime, state.Runtime)) {
+		// A runtime upgrade, a dead agent, install_runtime turned on, a
+		// changed runtime block or a node just started (its supervisor does
+		// not outlive a stop): install again, which keeps what is in place
+		// and reconfigures or restarts what is not.
 		inst, err := b.Get(ctx, state.ID.ValueString())
 		if err == nil {
 			err = r.bootstrapNode(ctx, &plan, inst)

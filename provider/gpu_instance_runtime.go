@@ -18,6 +18,7 @@ import (
 	"github.com/hadron-ai/terraform-provider-hadron/internal/agentclient"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/bootstrap"
 	"github.com/hadron-ai/terraform-provider-hadron/internal/cloud"
+	"github.com/hadron-ai/terraform-provider-hadron/runtime/agent"
 )
 
 // sshBlockModel says how the provider reaches a cloud node.
@@ -43,6 +44,18 @@ type runtimeBlockModel struct {
 	CheckGPUDriver  types.Bool   `tfsdk:"check_gpu_driver"`
 	PublicInference types.Bool   `tfsdk:"public_inference"`
 	IdleTimeout     types.String `tfsdk:"idle_timeout"`
+	IdleAction      types.String `tfsdk:"idle_action"`
+}
+
+// idleActions are the values of runtime.idle_action.
+var idleActions = []string{agent.IdleStop, agent.IdlePoweroff}
+
+// sameRuntimeBlock reports whether two runtime blocks install the same way.
+func sameRuntimeBlock(a, b *runtimeBlockModel) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 var serviceModes = []string{"auto", "systemd", "supervised"}
@@ -172,7 +185,7 @@ func (d *providerData) installOptions(m *gpuInstanceModel, b *bootstrap.Bundle, 
 	return bootstrap.Options{
 		Bundle: b, Token: token, Prefix: rt.Prefix.ValueString(), DataDir: rt.DataDir.ValueString(), Service: service,
 		Listen: fmt.Sprintf("0.0.0.0:%d", port), ExpectGPUs: expectGPUs, PublicInference: rt.PublicInference.ValueBool(),
-		IdleTimeout: rt.IdleTimeout.ValueString(),
+		IdleTimeout: rt.IdleTimeout.ValueString(), IdleAction: rt.IdleAction.ValueString(),
 	}
 }
 

@@ -190,10 +190,22 @@ func TestRenderConfigIsReadByTheAgent(t *testing.T) {
 func TestRenderUnit(t *testing.T) {
 	l := &layout{prefix: "/opt/hadron", user: "hadron"}
 	unit := string(renderUnit(l))
-	for _, want := range []string{"Restart=always", "RestartPreventExitStatus=3", "SuccessExitStatus=3", "User=hadron", "ExecStart=/opt/hadron/current/bin/hadrond agent -config /opt/hadron/etc/hadrond.hcl", "StandardOutput=append:/opt/hadron/log/hadrond.log", "WantedBy=multi-user.target"} {
+	for _, want := range []string{"Restart=always", "RestartPreventExitStatus=3 4", "SuccessExitStatus=3 4", "User=hadron", "ExecStart=/opt/hadron/current/bin/hadrond agent -config /opt/hadron/etc/hadrond.hcl", "StandardOutput=append:/opt/hadron/log/hadrond.log", "WantedBy=multi-user.target"} {
 		if !strings.Contains(unit, want) {
 			t.Errorf("unit lacks %q:\n%s", want, unit)
 		}
+	}
+}
+
+func TestRenderUnitPoweroff(t *testing.T) {
+	l := &layout{prefix: "/opt/hadron", user: "hadron", poweroff: "systemctl poweroff"}
+	unit := string(renderUnit(l))
+	want := `ExecStopPost=+/bin/sh -c 'if [ "$${EXIT_STATUS}" = 4 ]; then exec systemctl poweroff; fi'`
+	if !strings.Contains(unit, want) || !strings.Contains(unit, "RestartPreventExitStatus=3 4") {
+		t.Errorf("unit lacks %q or RestartPreventExitStatus=3 4:\n%s", want, unit)
+	}
+	if strings.Contains(string(renderUnit(&layout{prefix: "/opt/hadron", user: "hadron"})), "ExecStopPost") {
+		t.Error("a unit without idle_action poweroff powers the node off")
 	}
 }
 

@@ -95,6 +95,12 @@ type Options struct {
 	PublicInference bool
 	// IdleTimeout stops the agent after this long idle ("30m"); empty: never.
 	IdleTimeout string
+	// IdleAction is what the idle timeout does: "stop" the agent (default)
+	// or "poweroff" the node (needs root or passwordless sudo).
+	IdleAction string
+	// PoweroffCommand powers the node off for IdleAction "poweroff", run
+	// as root by the service manager; default "systemctl poweroff".
+	PoweroffCommand string
 	// LogLevel is debug, info, warn or error; default info.
 	LogLevel string
 	// ExecutionProvider is ONNX Runtime's: auto, cpu or cuda; default auto.
@@ -189,6 +195,7 @@ type layout struct {
 	serviceName string
 	unitPath    string
 	listen      string
+	poweroff    string // command run as root after ExitIdlePoweroff; "" when the idle action is not poweroff
 	files       []File
 	sums        string
 	config      []byte
@@ -453,6 +460,19 @@ func (in *installer) plan() error {
 	if !priv && l.user != f.login {
 		return fmt.Errorf("cannot run the agent as %q: login user %q is not root and has no passwordless sudo", l.user, f.login)
 	}
+	switch o.IdleAction {
+	case "", agent.IdleStop:
+	case agent.IdlePoweroff:
+		if !priv {
+			return fmt.Errorf("idle_action %q needs root or passwordless sudo on the node to power it off; login user %q has neither", o.IdleAction, f.login)
+		}
+		l.poweroff = o.PoweroffCommand
+		if l.poweroff == "" {
+			l.poweroff = "systemctl poweroff"
+		}
+	default:
+		return fmt.Errorf("idle_action %q is not one of %s, %s", o.IdleAction, agent.IdleStop, agent.IdlePoweroff)
+	}
 	if l.user != f.login && !f.has["setpriv"] && !f.has["runuser"] {
 		return fmt.Errorf("cannot run the agent as %q: neither setpriv nor runuser is installed", l.user)
 	}
@@ -562,6 +582,9 @@ func renderConfig(o Options, l *layout, hasORT bool) []byte {
 	if o.IdleTimeout != "" {
 		b.SetAttributeValue("idle_timeout", cty.StringVal(o.IdleTimeout))
 	}
+	if o.IdleAction != "" {
+		b.SetAttributeValue("idle_action", cty.StringVal(o.IdleAction))
+	}
 	ep := o.ExecutionProvider
 	if ep == "" {
 		ep = "auto"
@@ -581,6 +604,11 @@ func renderConfig(o Options, l *layout, hasORT bool) []byte {
 
 // renderUnit writes the systemd unit.
 func renderUnit(l *layout) []byte {
+	poweroff := ""
+	if l.poweroff != "" {
+		// "+": as root whatever User= says; $$ leaves $EXIT_STATUS to sh.
+		poweroff = fmt.Sprintf("ExecStopPost=+/bin/sh -c 'if [ \"$${EXIT_STATUS}\" = %d ]; then exec %s; fi'\n", agent.ExitIdlePoweroff, l.poweroff)
+	}
 	return []byte(fmt.Sprintf(`# Written by Hadron's bootstrap.
 [Unit]
 Description=Hadron node runtime (hadrond)
@@ -593,16 +621,18 @@ User=%s
 ExecStart=%s agent -config %s
 Restart=always
 RestartSec=2
-# Exit status %d: stopped by its idle_timeout; stay stopped until the next apply.
-SuccessExitStatus=%d
-RestartPreventExitStatus=%d
-StandardOutput=append:%s
+# Exit status %d: stopped by its idle_timeout; stay stopped until the next
+# apply. %d: the same, and power the node off.
+SuccessExitStatus=%d %d
+RestartPreventExitStatus=%d %d
+%sStandardOutput=append:%s
 StandardError=append:%s
 LimitNOFILE=65536
 
 [Install]
 WantedBy=multi-user.target
-`, l.user, path.Join(l.prefix, "current", AgentFile), l.configFile(), agent.ExitIdle, agent.ExitIdle, agent.ExitIdle, l.logFile(), l.logFile()))
+`, l.user, path.Join(l.prefix, "current", AgentFile), l.configFile(), agent.ExitIdle, agent.ExitIdlePoweroff,
+		agent.ExitIdle, agent.ExitIdlePoweroff, agent.ExitIdle, agent.ExitIdlePoweroff, poweroff, l.logFile(), l.logFile()))
 }
 
 // renderSupervisor writes the shell supervisor used where systemd is not.
@@ -610,8 +640,9 @@ func renderSupervisor(l *layout, runAs string) []byte {
 	return []byte(fmt.Sprintf(`#!/bin/sh
 # hadron-supervise: keeps hadrond running where systemd is not used. Written by
 # Hadron's bootstrap; started detached (setsid, nohup). It restarts hadrond
-# when it exits, with backoff, and records the restarts for diagnosis; after
-# exit status %d (its idle_timeout) it leaves it stopped and exits.
+# when it exits, with backoff, and records the restarts for diagnosis. After
+# the exit statuses of its idle timeout it leaves it stopped and exits (the
+# second, %d, powering the node off first).
 P=%s
 LOG=%s
 echo $$ > "$P/run/supervisor.pid"
@@ -633,9 +664,13 @@ while :; do
   child=
   n=$((n + 1))
   echo "restarts=$n last_exit=$rc" > "$P/run/restarts.tmp" && mv -f "$P/run/restarts.tmp" "$P/run/restarts"
-  if [ "$rc" -eq %d ]; then
+  if [ "$rc" -eq %d ] || [ "$rc" -eq %d ]; then
     echo "hadron-supervise: hadrond stopped after its idle timeout; not restarting" >>"$LOG"
     rm -f "$P/run/supervisor.pid"
+    if [ "$rc" -eq %d ]; then
+      echo "hadron-supervise: powering the node off" >>"$LOG"
+      %s
+    fi
     exit 0
   fi
   echo "hadron-supervise: hadrond exited with status $rc; restart $n in ${delay}s" >>"$LOG"
@@ -644,7 +679,16 @@ while :; do
   if [ $(( $(date +%%s) - started )) -gt 60 ]; then delay=1; else delay=$((delay * 2)); fi
   if [ "$delay" -gt 30 ]; then delay=30; fi
 done
-`, agent.ExitIdle, shellQuote(l.prefix), shellQuote(l.logFile()), runAs, shellQuote(l.configFile()), agent.ExitIdle))
+`, agent.ExitIdlePoweroff, shellQuote(l.prefix), shellQuote(l.logFile()), runAs, shellQuote(l.configFile()),
+		agent.ExitIdle, agent.ExitIdlePoweroff, agent.ExitIdlePoweroff, poweroffLine(l)))
+}
+
+// poweroffLine is the supervisor's command after ExitIdlePoweroff.
+func poweroffLine(l *layout) string {
+	if l.poweroff == "" {
+		return ": # idle_action is not poweroff"
+	}
+	return l.poweroff + ` >>"$LOG" 2>&1`
 }
 
 // statusScript prints the service's state: running, restarts, last_exit, addr.

@@ -227,6 +227,31 @@ func TestInstallIdleTimeoutStaysStopped(t *testing.T) {
 	}
 }
 
+// TestInstallIdlePoweroff: with idle_action "poweroff" the supervisor runs
+// the power-off command (here one that leaves a mark) after the agent's idle
+// stop, and does not restart the agent.
+func TestInstallIdlePoweroff(t *testing.T) {
+	t.Parallel()
+	tr := &LocalTransport{Name: "local-poweroff"}
+	o := nodeOpts(t, bundleV1)
+	o.IdleTimeout, o.IdleAction = "1s", agent.IdlePoweroff
+	mark := filepath.Join(t.TempDir(), "powered-off")
+	o.PoweroffCommand = "touch " + mark
+	uninstallOnCleanup(t, tr, o)
+	first := install(t, tr, o)
+	supervisor := readPID(t, filepath.Join(o.Prefix, "run", "supervisor.pid"))
+	waitGone(t, first.Info.PID)
+	waitGone(t, supervisor)
+	if _, err := os.Stat(mark); err != nil {
+		log, _ := os.ReadFile(filepath.Join(o.Prefix, "log", "hadrond.log"))
+		t.Fatalf("the power-off command did not run: %v\n%s", err, log)
+	}
+	b, _ := os.ReadFile(filepath.Join(o.Prefix, "run", "restarts"))
+	if !strings.Contains(string(b), "last_exit="+strconv.Itoa(agent.ExitIdlePoweroff)) {
+		t.Errorf("restarts file = %q, want last_exit=%d", b, agent.ExitIdlePoweroff)
+	}
+}
+
 func TestInstallFailures(t *testing.T) {
 	t.Parallel()
 	corrupt := *bundleV1
@@ -484,6 +509,11 @@ func TestInstallAsUnprivilegedUser(t *testing.T) {
 	t.Cleanup(func() { tr.Close() })
 	o := Options{Bundle: bundleV1, Token: "user-token", Listen: "127.0.0.1:0", PollInterval: 50 * time.Millisecond}
 	uninstallOnCleanup(t, tr, o)
+	off := o
+	off.IdleTimeout, off.IdleAction = "1h", agent.IdlePoweroff
+	if _, err := Install(ctx, tr, off); err == nil || !strings.Contains(err.Error(), "needs root or passwordless sudo") {
+		t.Errorf("Install with idle_action poweroff as %s: %v, want an error saying it needs root or sudo", name, err)
+	}
 	res, err := Install(ctx, tr, o)
 	if err != nil {
 		t.Fatalf("Install as %s: %v", name, err)

@@ -226,20 +226,36 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("agent stopped")
 	if errors.Is(context.Cause(ctx), ErrIdle) {
+		if s.cfg.IdleAction == IdlePoweroff {
+			return ErrIdlePoweroff
+		}
 		return ErrIdle
 	}
 	return nil
 }
 
 // ErrIdle is returned by Run, after a clean shutdown, when the idle timeout
-// stopped the agent.
-var ErrIdle = errors.New("idle timeout reached")
+// stopped the agent; ErrIdlePoweroff (which is also ErrIdle) when its idle
+// action asks for the node to be powered off.
+var (
+	ErrIdle         = errors.New("idle timeout reached")
+	ErrIdlePoweroff = fmt.Errorf("%w: power the node off", ErrIdle)
+)
 
-// ExitIdle is the status hadrond exits with when the idle timeout stopped
-// it. The systemd unit and the supervisor that bootstrap installs do not
-// restart the agent after it, so an idle node stays quiet until the next
-// apply starts it again.
-const ExitIdle = 3
+// Idle actions (Config.IdleAction).
+const (
+	IdleStop     = "stop"
+	IdlePoweroff = "poweroff"
+)
+
+// Exit statuses of hadrond when the idle timeout stopped it. The systemd
+// unit and the supervisor that bootstrap installs restart the agent after
+// neither; after ExitIdlePoweroff they power the node off. An idle node
+// stays quiet until the next apply starts it (and its agent) again.
+const (
+	ExitIdle         = 3
+	ExitIdlePoweroff = 4
+)
 
 func (s *Server) watchIdle(ctx context.Context, idle time.Duration, stop context.CancelCauseFunc) {
 	t := time.NewTicker(min(idle/4, time.Minute))

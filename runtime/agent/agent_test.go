@@ -234,6 +234,25 @@ func (b busyService) Register(*http.ServeMux, func(http.Handler) http.Handler) {
 func (b busyService) Shutdown(context.Context) error                           { return nil }
 func (b busyService) Busy() bool                                               { return time.Now().Before(b.until) }
 
+func TestIdleTimeoutPoweroff(t *testing.T) {
+	cfg, err := ParseConfig("t.hcl", []byte("listen = \"127.0.0.1:0\"\nidle_timeout = \"40ms\"\nidle_action = \"poweroff\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Run(ctx); !errors.Is(err, ErrIdlePoweroff) || !errors.Is(err, ErrIdle) {
+		t.Fatalf("run: %v, want ErrIdlePoweroff", err)
+	}
+	if _, err := ParseConfig("t.hcl", []byte("idle_action = \"halt\"\n")); err == nil || !strings.Contains(err.Error(), "idle_action") {
+		t.Errorf("idle_action = halt: %v, want an error naming idle_action", err)
+	}
+}
+
 func TestIdleTimeoutWaitsForBusyServices(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"

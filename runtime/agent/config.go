@@ -30,6 +30,10 @@ type Config struct {
 	// IdleTimeout stops the agent after this long without requests ("30m");
 	// empty or "0" disables it.
 	IdleTimeout string `hcl:"idle_timeout,optional"`
+	// IdleAction is what the idle timeout does: "stop" the agent (default)
+	// or "poweroff" the node, which the service manager carries out when
+	// the agent exits with ExitIdlePoweroff.
+	IdleAction string `hcl:"idle_action,optional"`
 
 	ORT *ORTConfig `hcl:"ort,block"`
 	TLS *TLSConfig `hcl:"tls,block"`
@@ -101,6 +105,11 @@ func (c *Config) validate(filename string) error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("agent config: %s: log_level: %q is not one of debug, info, warn, error", filename, c.LogLevel)
+	}
+	switch c.IdleAction {
+	case "", IdleStop, IdlePoweroff:
+	default:
+		return fmt.Errorf("agent config: %s: idle_action: %q is not one of %s, %s", filename, c.IdleAction, IdleStop, IdlePoweroff)
 	}
 	if c.ORT.IntraOpThreads < 0 {
 		return fmt.Errorf("agent config: %s: ort.intra_op_threads: must be 0 (automatic) or more, got %d", filename, c.ORT.IntraOpThreads)

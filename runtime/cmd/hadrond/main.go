@@ -32,6 +32,9 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	switch {
+	case errors.Is(err, agent.ErrIdlePoweroff):
+		fmt.Fprintln(os.Stderr, "hadrond: stopped: idle_timeout reached; the node powers off")
+		os.Exit(agent.ExitIdlePoweroff)
 	case errors.Is(err, agent.ErrIdle):
 		fmt.Fprintln(os.Stderr, "hadrond: stopped: idle_timeout reached")
 		os.Exit(agent.ExitIdle)
