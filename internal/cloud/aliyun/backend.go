@@ -80,13 +80,19 @@ func (b *Backend) Create(ctx context.Context, spec cloud.Spec) (*cloud.Instance,
 	return nil, &cloud.AttemptsError{Cloud: CloudName, Attempts: attempts}
 }
 
+// instanceClient splits a Hadron instance id into region and ECS id and
+// returns the region's client.
+func (b *Backend) instanceClient(ctx context.Context, id string) (region, ecsID string, c *ecs.Client, err error) {
+	if region, ecsID, err = b.parseID(id); err != nil {
+		return "", "", nil, err
+	}
+	c, err = b.client(ctx, region)
+	return region, ecsID, c, err
+}
+
 // Get implements cloud.Backend.
 func (b *Backend) Get(ctx context.Context, id string) (*cloud.Instance, error) {
-	region, ecsID, err := b.parseID(id)
-	if err != nil {
-		return nil, err
-	}
-	c, err := b.client(ctx, region)
+	region, ecsID, c, err := b.instanceClient(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -111,11 +117,7 @@ func goneReason(in *ecs.Instance) string {
 // is gone, then remove the managed security group and key pair unless
 // another live instance still uses them.
 func (b *Backend) Delete(ctx context.Context, id string) error {
-	region, ecsID, err := b.parseID(id)
-	if err != nil {
-		return err
-	}
-	c, err := b.client(ctx, region)
+	region, ecsID, c, err := b.instanceClient(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -157,11 +159,7 @@ var _ cloud.Starter = (*Backend)(nil)
 
 // Start implements cloud.Starter: StartInstance, then wait until Running.
 func (b *Backend) Start(ctx context.Context, id string) (*cloud.Instance, error) {
-	region, ecsID, err := b.parseID(id)
-	if err != nil {
-		return nil, err
-	}
-	c, err := b.client(ctx, region)
+	region, ecsID, c, err := b.instanceClient(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -184,11 +182,7 @@ var _ cloud.ManagedRemover = (*Backend)(nil)
 
 // RemoveManaged implements cloud.ManagedRemover.
 func (b *Backend) RemoveManaged(ctx context.Context, id, sgID, keyName string) error {
-	region, ecsID, err := b.parseID(id)
-	if err != nil {
-		return err
-	}
-	c, err := b.client(ctx, region)
+	region, ecsID, c, err := b.instanceClient(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -217,11 +211,7 @@ func (b *Backend) removeManaged(ctx context.Context, c *ecs.Client, region, owne
 // SetTags implements cloud.Tagger: the instance's tags become
 // cloud.Tags of its name, idempotency key and tags, in place.
 func (b *Backend) SetTags(ctx context.Context, id string, tags map[string]string) error {
-	region, ecsID, err := b.parseID(id)
-	if err != nil {
-		return err
-	}
-	c, err := b.client(ctx, region)
+	region, ecsID, c, err := b.instanceClient(ctx, id)
 	if err != nil {
 		return err
 	}

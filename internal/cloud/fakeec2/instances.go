@@ -570,25 +570,18 @@ type xmlStateChange struct {
 	PreviousState xmlInstanceState `xml:"previousState"`
 }
 
-type terminateInstancesResponse struct {
+// stateChangeResponse answers TerminateInstances and StartInstances.
+type stateChangeResponse struct {
 	responseBase
 	Instances []xmlStateChange `xml:"instancesSet>item"`
 }
 
 func (f *Fake) terminateInstances(req *request) (response, *apiError) {
-	ids := list(req.form, "InstanceId")
-	if len(ids) == 0 {
-		return nil, badRequest("MissingParameter", "The request must contain the parameter InstanceId")
+	targets, aerr := f.targetInstances(req)
+	if aerr != nil {
+		return nil, aerr
 	}
-	var targets []*instance
-	for _, id := range ids {
-		in := f.findInstance(id)
-		if in == nil || in.Region != req.region {
-			return nil, badRequest("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
-		}
-		targets = append(targets, in)
-	}
-	res := &terminateInstancesResponse{}
+	res := &stateChangeResponse{}
 	for _, in := range targets {
 		prev := in.State
 		f.terminateLocked(in, "Client.UserInitiatedShutdown: User initiated shutdown")
@@ -597,9 +590,8 @@ func (f *Fake) terminateInstances(req *request) (response, *apiError) {
 	return res, nil
 }
 
-// startInstances starts stopped instances: pending for PendingPolls polls,
-// then running, with a new public IP where they had one.
-func (f *Fake) startInstances(req *request) (response, *apiError) {
+// targetInstances returns the instances a request's InstanceId.N name.
+func (f *Fake) targetInstances(req *request) ([]*instance, *apiError) {
 	ids := list(req.form, "InstanceId")
 	if len(ids) == 0 {
 		return nil, badRequest("MissingParameter", "The request must contain the parameter InstanceId")
@@ -610,12 +602,24 @@ func (f *Fake) startInstances(req *request) (response, *apiError) {
 		if in == nil || in.Region != req.region {
 			return nil, badRequest("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
 		}
-		if in.State != "stopped" && in.State != "pending" && in.State != "running" {
-			return nil, badRequest("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be started.", id)
-		}
 		targets = append(targets, in)
 	}
-	res := &terminateInstancesResponse{}
+	return targets, nil
+}
+
+// startInstances starts stopped instances: pending for PendingPolls polls,
+// then running, with a new public IP where they had one.
+func (f *Fake) startInstances(req *request) (response, *apiError) {
+	targets, aerr := f.targetInstances(req)
+	if aerr != nil {
+		return nil, aerr
+	}
+	for _, in := range targets {
+		if in.State != "stopped" && in.State != "pending" && in.State != "running" {
+			return nil, badRequest("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be started.", in.ID)
+		}
+	}
+	res := &stateChangeResponse{}
 	for _, in := range targets {
 		prev := in.State
 		if in.State == "stopped" {
