@@ -236,7 +236,8 @@ func (r *gpuInstanceResource) Schema(ctx context.Context, _ resource.SchemaReque
 					"idle_action": schema.StringAttribute{Optional: true, Validators: []validator.String{stringvalidator.OneOf(idleActions...)},
 						MarkdownDescription: "What `idle_timeout` does: " + enumDescription(idleActions) + ". `stop` (default) stops the agent; " +
 							"the instance keeps running and billing. `poweroff` also powers the node off (needs root or passwordless sudo on it): " +
-							"EC2 stops an EBS-backed instance, which ends its compute charges; ECS stops the instance, whose charges depend on the " +
+							"EC2 stops an EBS-backed instance, which ends its compute charges (a spot instance is terminated instead, and the next " +
+							"apply replaces it); ECS stops the instance, whose charges depend on the " +
 							"account's stop mode. The next plan shows the node `stopped`, and apply starts it again."},
 				},
 			},
