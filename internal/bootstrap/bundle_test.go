@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -206,6 +207,29 @@ func TestRenderUnitPoweroff(t *testing.T) {
 	}
 	if strings.Contains(string(renderUnit(&layout{prefix: "/opt/hadron", user: "hadron"})), "ExecStopPost") {
 		t.Error("a unit without idle_action poweroff powers the node off")
+	}
+}
+
+// TestRenderUnitVerifies has systemd check the unit offline.
+func TestRenderUnitVerifies(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze is not installed (Debian package systemd)")
+	}
+	dir := t.TempDir()
+	l := &layout{prefix: dir, user: "root", poweroff: "systemctl poweroff"}
+	if err := os.MkdirAll(filepath.Join(dir, "current", "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "current", AgentFile), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unit := filepath.Join(dir, "hadrond.service")
+	if err := os.WriteFile(unit, renderUnit(l), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(analyze, "verify", unit).CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s\n%s", err, out, renderUnit(l))
 	}
 }
 
