@@ -41,6 +41,11 @@ resource "hadron_gpu_instance" "gpu" {
     private_key = file("~/.ssh/id_ed25519") # its public half becomes a managed key pair
   }
 
+  runtime {
+    idle_timeout = "2h"       # no requests and no running jobs for two hours:
+    idle_action  = "poweroff" # the node powers off (EC2 stops it); the next apply starts it again
+  }
+
   tags = { team = "ml" }
 }
 
