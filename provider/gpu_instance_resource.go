@@ -231,7 +231,8 @@ func (r *gpuInstanceResource) Schema(ctx context.Context, _ resource.SchemaReque
 						MarkdownDescription: "Require `nvidia-smi` to see the GPUs before the runtime is installed (default: when the instance type has GPUs)."},
 					"public_inference": schema.BoolAttribute{Optional: true, MarkdownDescription: "Serve inference without the token."},
 					"idle_timeout": schema.StringAttribute{Optional: true, Validators: []validator.String{stringvalidator.RegexMatches(durationRE, `must be a duration such as "30m"`)},
-						MarkdownDescription: "Stop the agent after this long without requests or running jobs (e.g. `2h`); systemd and the " +
+						MarkdownDescription: "Stop the agent after this long without work (e.g. `2h`): no inference request, model load, job " +
+							"or upload, and no job running; reads such as refreshes, health checks and metrics scrapes do not count. Systemd and the " +
 							"supervisor leave it stopped, and the next apply starts it again. See `idle_action`."},
 					"idle_action": schema.StringAttribute{Optional: true, Validators: []validator.String{stringvalidator.OneOf(idleActions...)},
 						MarkdownDescription: "What `idle_timeout` does: " + enumDescription(idleActions) + ". `stop` (default) stops the agent; " +

@@ -202,7 +202,7 @@ func TestInstallIdleTimeoutStaysStopped(t *testing.T) {
 	t.Parallel()
 	tr := &LocalTransport{Name: "local-idle"}
 	o := nodeOpts(t, bundleV1)
-	o.IdleTimeout = "1s"
+	o.IdleTimeout = "3s"
 	uninstallOnCleanup(t, tr, o)
 	first := install(t, tr, o)
 	supervisor := readPID(t, filepath.Join(o.Prefix, "run", "supervisor.pid"))
@@ -234,7 +234,7 @@ func TestInstallIdlePoweroff(t *testing.T) {
 	t.Parallel()
 	tr := &LocalTransport{Name: "local-poweroff"}
 	o := nodeOpts(t, bundleV1)
-	o.IdleTimeout, o.IdleAction = "1s", agent.IdlePoweroff
+	o.IdleTimeout, o.IdleAction = "3s", agent.IdlePoweroff
 	mark := filepath.Join(t.TempDir(), "powered-off")
 	o.PoweroffCommand = "touch " + mark
 	uninstallOnCleanup(t, tr, o)

@@ -40,9 +40,13 @@ type Server struct {
 	deps    Deps
 	log     *slog.Logger
 	mux     *http.ServeMux
+	handler http.Handler // mux, with activity tracking
 	started time.Time
 
-	lastActivity atomic.Int64 // unix nanoseconds of the last authenticated request
+	// lastActivity is when the last request for work (see activity) ended,
+	// in unix nanoseconds; working counts those in flight.
+	lastActivity atomic.Int64
+	working      atomic.Int64
 	ready        atomic.Bool
 }
 
@@ -64,11 +68,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s := &Server{cfg: cfg, token: token, deps: deps, log: deps.Logger, mux: http.NewServeMux(), started: deps.Now()}
 	s.lastActivity.Store(s.started.UnixNano())
 	s.routes()
+	s.handler = s.activity(s.mux)
 	return s, nil
 }
 
 func (s *Server) routes() {
-	auth := func(h http.Handler) http.Handler { return s.touch(api.RequireToken(s.token)(h)) }
+	auth := api.RequireToken(s.token)
 	s.mux.HandleFunc("GET /v2/health/live", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusOK, map[string]bool{"live": true})
 	})
@@ -82,16 +87,46 @@ func (s *Server) routes() {
 	})
 }
 
-// touch records activity for the idle timeout.
-func (s *Server) touch(h http.Handler) http.Handler {
+// activity tracks, for the idle timeout, the requests that ask for work:
+// every method but GET, HEAD and OPTIONS (inference, model loads, jobs,
+// uploads), while in flight and, unless refused (status 400 and above), when
+// they end. Reads (refreshes, health checks, metrics scrapes) and requests
+// with a wrong token do not keep a node awake.
+func (s *Server) activity(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.lastActivity.Store(s.deps.Now().UnixNano())
-		h.ServeHTTP(w, r)
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			h.ServeHTTP(w, r)
+			return
+		}
+		s.working.Add(1)
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if rec.status < 400 {
+				s.lastActivity.Store(s.deps.Now().UnixNano())
+			}
+			s.working.Add(-1)
+		}()
+		h.ServeHTTP(rec, r)
 	})
 }
 
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
 // Handler returns the agent's HTTP handler (for tests and embedding).
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) isReady() bool {
 	if !s.ready.Load() {
@@ -165,7 +200,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() {
 		var err error
@@ -278,8 +313,12 @@ func (s *Server) watchIdle(ctx context.Context, idle time.Duration, stop context
 	}
 }
 
-// busy reports whether a service has work in progress (a training job).
+// busy reports whether a request for work is in flight or a service has
+// work in progress (a training job).
 func (s *Server) busy() bool {
+	if s.working.Load() > 0 {
+		return true
+	}
 	for _, svc := range s.deps.Services {
 		if b, ok := svc.(api.Busier); ok && b.Busy() {
 			return true

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -269,5 +270,75 @@ func TestIdleTimeoutWaitsForBusyServices(t *testing.T) {
 	}
 	if time.Now().Before(busyUntil) {
 		t.Errorf("agent stopped for idleness while a service was busy")
+	}
+}
+
+// workService has a public route (like inference with public_inference) and
+// a token-protected one; /slow blocks until release is closed.
+type workService struct{ entered, release chan struct{} }
+
+func (ws workService) Register(mux *http.ServeMux, auth func(http.Handler) http.Handler) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.Handle("POST /public", ok)
+	mux.Handle("POST /secret", auth(ok))
+	mux.Handle("POST /slow", auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(ws.entered)
+		<-ws.release
+	})))
+}
+func (workService) Shutdown(context.Context) error { return nil }
+
+// TestIdleCountsWorkNotReads: requests for work (public or authorized)
+// keep the node awake, while in flight and when they end; reads such as a
+// refresh's GET /v1/node and refused requests do not.
+func TestIdleCountsWorkNotReads(t *testing.T) {
+	var nowNanos atomic.Int64 // the clock, set by the test, read by handlers
+	nowNanos.Store(time.Unix(1000, 0).UnixNano())
+	clock := func() time.Time { return time.Unix(0, nowNanos.Load()) }
+	advance := func() time.Time { nowNanos.Add(int64(time.Hour)); return clock() }
+	ws := workService{entered: make(chan struct{}), release: make(chan struct{})}
+	cfg := DefaultConfig()
+	cfg.Token = "t0ken"
+	s, err := New(cfg, Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: clock, Services: []api.Service{ws},
+		GPUProbe: func(context.Context) ([]GPU, error) { return nil, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	defer ts.Close()
+	do := func(method, path, token string) int {
+		req, _ := http.NewRequest(method, ts.URL+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	last := func() time.Time { return time.Unix(0, s.lastActivity.Load()) }
+
+	advance()
+	if code := do("GET", "/v1/node", "t0ken"); code != 200 || !last().Equal(time.Unix(1000, 0)) {
+		t.Errorf("GET /v1/node: HTTP %d, last activity %v; want 200 and no activity", code, last())
+	}
+	if code := do("POST", "/secret", "wrong"); code != 401 || !last().Equal(time.Unix(1000, 0)) {
+		t.Errorf("POST with a wrong token: HTTP %d, last activity %v; want 401 and no activity", code, last())
+	}
+	if code := do("POST", "/public", ""); code != 200 || !last().Equal(clock()) {
+		t.Errorf("public POST: HTTP %d, last activity %v; want 200 and activity at %v", code, last(), clock())
+	}
+	now := advance()
+	done := make(chan int)
+	go func() { done <- do("POST", "/slow", "t0ken") }()
+	<-ws.entered
+	if !s.busy() {
+		t.Error("not busy while a request for work is in flight")
+	}
+	close(ws.release)
+	if code := <-done; code != 200 || !last().Equal(now) || s.busy() {
+		t.Errorf("after the slow request: HTTP %d, last activity %v, busy %t; want 200, %v, false", code, last(), s.busy(), now)
 	}
 }

@@ -27,8 +27,9 @@ type Config struct {
 	LogLevel string `hcl:"log_level,optional"`
 	// PublicInference lets OIP inference routes be called without the token.
 	PublicInference bool `hcl:"public_inference,optional"`
-	// IdleTimeout stops the agent after this long without requests ("30m");
-	// empty or "0" disables it.
+	// IdleTimeout stops the agent after this long without work ("30m"):
+	// no request other than GET, HEAD or OPTIONS, and no busy service.
+	// Empty or "0" disables it.
 	IdleTimeout string `hcl:"idle_timeout,optional"`
 	// IdleAction is what the idle timeout does: "stop" the agent (default)
 	// or "poweroff" the node, which the service manager carries out when
