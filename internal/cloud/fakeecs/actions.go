@@ -441,13 +441,9 @@ func (w *world) describeInstances(p map[string]string) (map[string]any, *apiErro
 func (w *world) startInstance(p map[string]string) (map[string]any, *apiError) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	id := p["InstanceId"]
-	if id == "" {
-		return nil, errorf(http.StatusBadRequest, "MissingParameter", "The input parameter \"InstanceId\" that is mandatory for processing this request is not supplied.")
-	}
-	in := w.instances[id]
-	if in == nil || in.Released {
-		return nil, errorf(http.StatusNotFound, "InvalidInstanceId.NotFound", "The specified InstanceId %q does not exist.", id)
+	in, aerr := w.instanceParam(p)
+	if aerr != nil {
+		return nil, aerr
 	}
 	if in.Status != "Stopped" {
 		return nil, errorf(http.StatusForbidden, "IncorrectInstanceStatus", "The current status of the resource does not support this operation: %s.", in.Status)
@@ -459,9 +455,9 @@ func (w *world) startInstance(p map[string]string) (map[string]any, *apiError) {
 	return map[string]any{}, nil
 }
 
-func (w *world) deleteInstance(p map[string]string) (map[string]any, *apiError) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+// instanceParam returns the live instance named by InstanceId (in RegionId
+// when given). The caller holds w.mu.
+func (w *world) instanceParam(p map[string]string) (*instance, *apiError) {
 	id := p["InstanceId"]
 	if id == "" {
 		return nil, errorf(http.StatusBadRequest, "MissingParameter", "The input parameter \"InstanceId\" that is mandatory for processing this request is not supplied.")
@@ -469,6 +465,16 @@ func (w *world) deleteInstance(p map[string]string) (map[string]any, *apiError) 
 	in := w.instances[id]
 	if in == nil || in.Released || (p["RegionId"] != "" && in.Region != p["RegionId"]) {
 		return nil, errorf(http.StatusNotFound, "InvalidInstanceId.NotFound", "The specified InstanceId %q does not exist.", id)
+	}
+	return in, nil
+}
+
+func (w *world) deleteInstance(p map[string]string) (map[string]any, *apiError) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	in, aerr := w.instanceParam(p)
+	if aerr != nil {
+		return nil, aerr
 	}
 	switch in.Status {
 	case "Stopping", "Deleted":
